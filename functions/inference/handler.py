@@ -1,0 +1,110 @@
+"""The Lambda entry point: `functions.inference.handler.handler`.
+
+Init (this module's import) loads the model and answers one warm-up inference, so that the first
+request finds everything ready. Requests to the API's routes go through a Mangum-style adapter to the
+framework-free router; only FastAPI's own pages (/openapi.json, /docs) import FastAPI and go through
+Mangum (lifespan="off", since Lambda has no lifespan), on first use.
+"""
+
+from __future__ import annotations
+
+import time
+
+_STARTED = time.perf_counter()
+
+import base64  # noqa: E402  (the clock starts before the imports it measures)
+import logging  # noqa: E402
+from typing import Any  # noqa: E402
+
+from functions.inference import adapters, warmup  # noqa: E402
+from functions.inference.errors import PreheatError  # noqa: E402
+from functions.inference.protocol import ASGI_ONLY_PATHS, HttpResponse, error_response, status_of  # noqa: E402
+from functions.inference.runtime import Runtime  # noqa: E402
+from functions.metrics import StartTracker, Telemetry  # noqa: E402
+
+RUNTIME = Runtime.load(started=_STARTED)
+TRACKER = StartTracker()
+TELEMETRY = Telemetry(
+    service=RUNTIME.settings.service, namespace=RUNTIME.settings.metrics_namespace, init_ms=RUNTIME.init_ms
+)
+_mangum: Any = None
+log = logging.getLogger("preheat")
+
+
+def handler(event: Any, context: Any) -> Any:
+    entered = time.perf_counter()
+    ping = warmup.is_warmup(event)
+    start = TRACKER.enter(warmup=ping)
+    request_id = str(getattr(context, "aws_request_id", "") or "")
+    status, route = 500, "unknown"
+    code: str | None = "internal_error"
+    cache: str | None = None
+    try:
+        if ping:
+            result = warmup.answer(
+                event, start, init_ms=RUNTIME.init_ms, max_hold_ms=RUNTIME.settings.max_warmup_hold_ms
+            )
+            status, route, code = (
+                (400, "warmup", result["error"]["code"]) if "error" in result else (200, "warmup", None)
+            )
+            return result
+        try:
+            adapter = adapters.for_event(event)
+        except PreheatError as exc:
+            status, code = status_of(exc), exc.code
+            return {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
+        response = _serve(adapter, event, context, request_id)
+        response.headers["x-preheat-start"] = start.kind
+        if request_id:
+            response.headers["x-request-id"] = request_id
+        status, route, code = response.status, response.route, response.error_code
+        cache = response.headers.get("x-preheat-cache")
+        return adapter.response(response)
+    finally:
+        TELEMETRY.record(
+            start,
+            latency_ms=(time.perf_counter() - entered) * 1000,
+            status=status,
+            route=route,
+            request_id=request_id,
+            error_code=code,
+            cache=cache,
+        )
+
+
+def _serve(adapter: adapters.Adapter, event: Any, context: Any, request_id: str) -> HttpResponse:
+    try:
+        request = adapter.request(event, request_id)
+    except PreheatError as exc:
+        return error_response(status_of(exc), exc.code, exc.message, request_id)
+    except (KeyError, TypeError, AttributeError) as exc:
+        return error_response(
+            400, "malformed_event", f"malformed {adapter.name} event: missing or wrong {exc}", request_id
+        )
+    if RUNTIME.router.strip(request.path) in ASGI_ONLY_PATHS:
+        try:
+            return _asgi(event, context)
+        except Exception:
+            log.exception("the FastAPI fallback failed", extra={"request_id": request_id})
+            return error_response(
+                500, "internal_error", "unexpected error; quote the request id when reporting it", request_id
+            )
+    return RUNTIME.router.dispatch(request)
+
+
+def _asgi(event: Any, context: Any) -> HttpResponse:
+    """FastAPI's generated pages, through Mangum. Imported on first use: ~400 ms nobody else pays."""
+    global _mangum
+    if _mangum is None:
+        from mangum import Mangum
+
+        from functions.inference.app import create_app
+
+        _mangum = Mangum(
+            create_app(RUNTIME), lifespan="off", api_gateway_base_path=RUNTIME.settings.base_path or "/"
+        )
+    result = _mangum(event, context)
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    return HttpResponse(int(result["statusCode"]), raw, headers, route="asgi")

@@ -1,0 +1,94 @@
+"""The per-instance runtime, built once at init and reused by every warm invocation.
+
+This file is the whole cold-start path after imports: settings -> manifest -> (sha256 of every file,
+in a thread, while ONNX Runtime builds the session) -> task -> one warm-up inference -> router.
+Lambda, the SageMaker container and `preheat serve` all start here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from functions.inference import manifest as manifests
+from functions.inference.dataplane import DataPlane, Embedder
+from functions.inference.errors import ModelLoadError
+from functions.inference.manifest import Manifest
+from functions.inference.model import OnnxModel
+from functions.inference.protocol import Router
+from functions.inference.settings import Settings
+from functions.inference.tasks import Task
+from functions.inference.tasks.embedding import TextEmbedder
+from functions.inference.tasks.tensor import TensorTask
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    manifest: Manifest
+    task: Task
+    plane: DataPlane
+    router: Router
+    init_ms: float
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, *, started: float | None = None) -> Runtime:
+        """`started` is a perf_counter() reading from before the caller's imports, if it has one."""
+        started = time.perf_counter() if started is None else started
+        settings = Settings.from_env() if settings is None else settings
+        manifest = manifests.load(settings.model_dir)
+        verifier = _Verifier(settings.model_dir, manifest)
+        try:
+            model = OnnxModel.load(
+                settings.model_dir / manifest.model_file,
+                manifest.inputs,
+                manifest.outputs,
+                threads=settings.threads,
+                graph_optimization=manifest.session.graph_optimization,
+            )
+        except ModelLoadError:
+            verifier.result()  # a checksum mismatch explains a load failure better than ORT's message
+            raise
+        verifier.result()
+        task: Task
+        embedder: Embedder | None = None
+        if manifest.task == "text-embedding":
+            assert manifest.text is not None  # manifests.load checks it
+            task = embedder = TextEmbedder.load(
+                model,
+                settings.model_dir,
+                manifest.text,
+                batch_size=settings.batch_size,
+                truncate=settings.truncate,
+            )
+        else:
+            task = TensorTask(model)
+        task.warmup()
+        plane = DataPlane(manifest, task, settings, embedder)
+        router = Router(plane, max_request_bytes=settings.max_request_bytes, base_path=settings.base_path)
+        return cls(settings, manifest, task, plane, router, init_ms=(time.perf_counter() - started) * 1000)
+
+
+class _Verifier:
+    """Checks every file's sha256 in a thread. hashlib releases the GIL over the whole mapped file,
+    so on a machine with a second vCPU this costs the cold start almost nothing."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(model_dir, manifest), name="preheat-verify", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, model_dir: Path, manifest: Manifest) -> None:
+        try:
+            manifests.verify(model_dir, manifest)
+        except BaseException as exc:  # handed to the init thread, which raises it
+            self._error = exc
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

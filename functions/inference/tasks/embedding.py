@@ -1,0 +1,113 @@
+"""`text-embedding`: text -> tokens -> ONNX -> mean pooling -> L2 norm, one vector per text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from functions.inference.errors import InputTooLong, InvalidTensor, ModelLoadError
+from functions.inference.manifest import TensorSpec, TextSpec
+from functions.inference.model import OnnxModel
+
+_FEEDS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: np.ndarray  # [n, dimensions] float32, rows in request order
+    tokens: tuple[int, ...]  # tokens seen by the model per text, after truncation
+    served_by: str = "miss"  # which cache level answered; "miss" when the model ran
+
+
+class TextEmbedder:
+    name = "text-embedding"
+
+    def __init__(
+        self, model: OnnxModel, tokenizer: Tokenizer, spec: TextSpec, *, batch_size: int, truncate: bool
+    ):
+        unknown = [s.name for s in model.inputs if s.name not in _FEEDS]
+        if unknown:
+            raise ModelLoadError(
+                f"text-embedding models take {', '.join(_FEEDS)}; this one also wants {unknown}"
+            )
+        if spec.pooling not in ("mean", "cls"):
+            raise ModelLoadError(f"manifest text.pooling {spec.pooling!r} is not 'mean' or 'cls'")
+        self.model = model
+        self.spec = spec
+        self.batch_size = batch_size
+        self.truncate = truncate
+        self._feeds = tuple(s.name for s in model.inputs)
+        # The tokenizer.json of many sentence-transformers models pads every input to a fixed length;
+        # padding is done here per batch, to the longest input, which is several times faster.
+        tokenizer.no_padding()
+        if truncate:
+            tokenizer.enable_truncation(max_length=spec.max_tokens)
+        else:
+            tokenizer.no_truncation()
+        self.tokenizer = tokenizer
+        self.inputs: tuple[TensorSpec, ...] = (TensorSpec("text", "bytes", ("batch",)),)
+        self.outputs: tuple[TensorSpec, ...] = (
+            TensorSpec("embedding", "float32", ("batch", spec.dimensions)),
+        )
+
+    @classmethod
+    def load(
+        cls, model: OnnxModel, model_dir: Path, spec: TextSpec, *, batch_size: int, truncate: bool
+    ) -> TextEmbedder:
+        try:
+            tokenizer = Tokenizer.from_file(str(model_dir / spec.tokenizer))
+        except Exception as exc:
+            raise ModelLoadError(f"could not load tokenizer {spec.tokenizer}: {exc}") from exc
+        return cls(model, tokenizer, spec, batch_size=batch_size, truncate=truncate)
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        if not self.truncate:
+            over = np.flatnonzero(lengths > self.spec.max_tokens)
+            if over.size:
+                i = int(over[0])
+                raise InputTooLong(
+                    f"input {i} is {int(lengths[i])} tokens, over this model's {self.spec.max_tokens}: "
+                    "shorten it or deploy with PREHEAT_TRUNCATE=true"
+                )
+        vectors = np.empty((len(encodings), self.spec.dimensions), dtype=np.float32)
+        # Similar lengths share a batch so little compute goes to padding.
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                n = int(lengths[i])
+                ids[r, :n] = encodings[i].ids
+                mask[r, :n] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self.model.run({k: feeds[k] for k in self._feeds}, [self.spec.output])[self.spec.output]
+            vectors[rows] = self._pool(hidden, mask)
+        return Embeddings(vectors=vectors, tokens=tuple(int(n) for n in lengths))
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.spec.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            weights = mask[:, :, None].astype(hidden.dtype)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if self.spec.normalize:
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32, copy=False)
+
+    def infer(
+        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        if "text" not in feeds:
+            raise InvalidTensor("this model takes one input tensor 'text' (BYTES)")
+        return {"embedding": self.embed([str(v) for v in feeds["text"].ravel().tolist()]).vectors}
+
+    def warmup(self) -> None:
+        self.embed(["preheat warm-up: one short sentence through every layer"])

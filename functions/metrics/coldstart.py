@@ -1,0 +1,53 @@
+"""What kind of start an invocation is. The single owner of that decision, made at handler entry."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+START_KINDS = ("cold", "provisioned", "restore", "warm", "warmup")
+
+# AWS_LAMBDA_INITIALIZATION_TYPE -> what the first invocation of such an instance is.
+_FIRST_BY_INIT_TYPE = {
+    "on-demand": "cold",
+    "provisioned-concurrency": "provisioned",
+    "snap-start": "restore",
+}
+
+
+@dataclass(frozen=True)
+class Start:
+    kind: str  # one of START_KINDS
+    first: bool  # the first invocation this instance serves
+    instance_id: str
+
+
+class StartTracker:
+    """Per-instance state that Lambda keeps between invocations.
+
+    The first invocation of an on-demand instance is `cold`; of a provisioned one, `provisioned`
+    (its init ran ahead of time, so no request paid for it); of a SnapStart one, `restore`. A warm-up
+    ping is always `warmup`, and when it is an instance's first invocation it absorbs that cold start.
+    The instance id is drawn at the first invocation, not at init, so SnapStart clones restored from
+    one snapshot get distinct ids.
+    """
+
+    def __init__(self) -> None:
+        self._instance_id = ""
+
+    @property
+    def instance_id(self) -> str:
+        return self._instance_id
+
+    def enter(self, *, warmup: bool, env: Mapping[str, str] | None = None) -> Start:
+        first = not self._instance_id
+        if first:
+            self._instance_id = uuid.uuid4().hex[:16]
+        if warmup:
+            return Start("warmup", first, self._instance_id)
+        if not first:
+            return Start("warm", False, self._instance_id)
+        init_type = (os.environ if env is None else env).get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        return Start(_FIRST_BY_INIT_TYPE.get(init_type, "cold"), True, self._instance_id)
