@@ -1,0 +1,1 @@
+"""Reference functions that preheat is measured against (never deployed by the stacks)."""

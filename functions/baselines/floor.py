@@ -1,0 +1,59 @@
+"""The floor: the same model served with nothing but ONNX Runtime, tokenizers and numpy.
+
+No framework, no checks, no metrics: import, create the session, tokenize, run, pool. Benchmarks run it
+beside preheat's handler, in the same way, so that preheat's overhead is a measured difference.
+It reads the same model directory and loads it with the same session settings (threads and graph
+optimization level), so the only difference left is what preheat adds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+MODEL_DIR = os.environ.get("PREHEAT_MODEL_DIR", "/opt/model")
+with open(os.path.join(MODEL_DIR, "manifest.json"), encoding="utf-8") as _f:
+    _MANIFEST = json.load(_f)
+
+_options = ort.SessionOptions()
+_options.intra_op_num_threads = int(os.environ.get("PREHEAT_THREADS", "1"))
+_options.inter_op_num_threads = 1
+_options.graph_optimization_level = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+}.get(_MANIFEST.get("session", {}).get("graph_optimization", "all"), ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+SESSION = ort.InferenceSession(os.path.join(MODEL_DIR, _MANIFEST["model_file"]), _options, providers=["CPUExecutionProvider"])
+_FEEDS = [i.name for i in SESSION.get_inputs()]
+_OUTPUT = _MANIFEST["text"]["output"]
+TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _MANIFEST["text"]["tokenizer"]))
+TOKENIZER.no_padding()
+TOKENIZER.enable_truncation(max_length=_MANIFEST["text"]["max_tokens"])
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    encodings = TOKENIZER.encode_batch(texts)
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(texts), width), dtype=np.int64)
+    mask = np.zeros((len(texts), width), dtype=np.int64)
+    for row, enc in enumerate(encodings):
+        ids[row, : len(enc.ids)] = enc.ids
+        mask[row, : len(enc.ids)] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    hidden = SESSION.run([_OUTPUT], {name: feeds[name] for name in _FEEDS})[0]
+    weights = mask[:, :, None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Takes a Function URL event or a bare {"input": ...}; answers {"data": [[...], ...]}."""
+    body = event.get("body")
+    payload = json.loads(body) if isinstance(body, str) else event
+    texts = payload["input"] if isinstance(payload["input"], list) else [payload["input"]]
+    return {"statusCode": 200, "body": json.dumps({"data": embed(texts).tolist()})}
