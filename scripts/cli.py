@@ -18,6 +18,12 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "build", "scripts.build", "build the default model into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
+    (
+        "bench",
+        "handler",
+        "scripts.bench_handler",
+        "cold start and warm latency of the Lambda handler vs the floor",
+    ),
 ]
 
 
