@@ -18,6 +18,10 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "build", "scripts.build", "build the default model into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
+    ("", "up", "scripts.up", "start the local twin (Lambda + Function URLs + moto) in the background"),
+    ("", "down", "scripts.down", "stop the local twin"),
+    ("", "demo", "scripts.demo", "start a twin, send a cold burst then warm traffic, print cold and warm apart"),
+    ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
 ]
 
 
