@@ -259,7 +259,7 @@ class Function:
             duration_ms = (outcome.at - invocation.delivered) * 1000
             status = "ok" if outcome.ok else "error"
             if not outcome.ok:
-                function_error, error_type = "Unhandled", outcome.error_type
+                function_error, error_type = "Unhandled", _error_type(body) or outcome.error_type
         except FunctionError as exc:
             body = exc.payload
             duration_ms = (time.perf_counter() - (invocation.delivered or arrived)) * 1000
@@ -525,6 +525,16 @@ class Function:
 def _trace_id() -> str:
     # Sampled=0: active tracing is off, as on a function without it (Powertools Tracer then sends nothing).
     return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0;Lineage=1"
+
+
+def _error_type(body: bytes) -> str | None:
+    """The errorType of a runtime's error document (its header only says Unhandled)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    value = data.get("errorType") if isinstance(data, dict) else None
+    return str(value) if value else None
 
 
 def record_dict(record: Record) -> dict[str, Any]:

@@ -73,3 +73,18 @@ def http(event: Any, context: Any) -> dict[str, Any]:
         "cookies": ["a=1; Path=/", "b=2"],
         "body": json.dumps(event),
     }
+
+
+def tick(event: Any, context: Any) -> None:
+    """A schedule's target: says what woke it."""
+    print(f"TICK {event.get('detail-type')} from {event.get('source')} rule {event.get('resources')}", flush=True)
+
+
+def relay(event: Any, context: Any) -> Any:
+    """Invokes another function with the runtime's boto3, through AWS_ENDPOINT_URL (as a warmer does)."""
+    import boto3
+
+    response = boto3.client("lambda").invoke(
+        FunctionName=event["target"], Qualifier=event.get("qualifier", "$LATEST"), Payload=json.dumps(event["payload"])
+    )
+    return {"status": response["StatusCode"], "payload": json.loads(response["Payload"].read())}
