@@ -228,7 +228,8 @@ async def request(
         _nodelay(writer)
         try:
             conn = h11.Connection(h11.CLIENT)
-            sent = [(k, v) for k, v in headers if k.lower() not in ("host", "content-length", "connection")]
+            skip = ("host", "content-length", "connection", "transfer-encoding", "expect", "keep-alive")
+            sent = [(k, v) for k, v in headers if k.lower() not in skip]
             sent += [("host", f"{host}:{port}"), ("content-length", str(len(body))), ("connection", "close")]
             data = conn.send(h11.Request(method=method, target=target, headers=sent)) or b""
             if body:

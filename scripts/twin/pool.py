@@ -212,7 +212,9 @@ class Function:
                 instance = Instance(self.spec, version, ON_DEMAND, self.launch, self.logs.line)
                 pool.append(instance)
                 try:
-                    init_ms = await instance.start(self.config.init_timeout_s)
+                    # Lambda re-runs an INIT that overran its limit inside the invoke phase, under the
+                    # function's timeout; the twin lets the first attempt run as long as both together.
+                    init_ms = await instance.start(self.config.init_timeout_s + self.spec.timeout_s)
                 except FunctionError as exc:
                     self._discard(instance)
                     self.logs.platform(instance, f"INIT_REPORT Init Duration: {(time.perf_counter() - arrived) * 1000:.2f} ms\t"
@@ -430,6 +432,8 @@ class Function:
         except FunctionError as exc:
             if instance in self._pools[version]:
                 self._pools[version].remove(instance)
+            if instance.retiring:  # provisioned concurrency was lowered while it initialized
+                return
             for q in qualifiers:
                 if q in self.pc:
                     self.pc[q].failure = f"{exc.error_type}: {exc.message}"
