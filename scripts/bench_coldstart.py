@@ -20,20 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 FUNCTIONS = ("default", "naive", "floor")
-TARGETS = ("lambda",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold", type=int, default=10, help="cold starts per function (default 10)")
     parser.add_argument("--warm", type=int, default=100, help="warm requests per function (default 100)")
-    parser.add_argument("--target", choices=TARGETS, default="lambda", help="where the functions run")
+    parser.add_argument("--target", choices=sorted(TARGETS), default="lambda", help="where the functions run")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--png", type=Path, default=Path("build/bench/coldstart.png"), help="the plot")
     parser.add_argument("--state-dir", type=Path, default=Path(".preheat/bench"))
@@ -155,6 +154,10 @@ def lambda_twin(root: Path, state_dir: Path, console: Any) -> Iterator[TwinTarge
         twin_state.stop(state_dir)
 
 
+# --target name -> (root, state_dir, console) -> a context manager yielding a Target.
+TARGETS: dict[str, Callable[[Path, Path, Any], AbstractContextManager[Target]]] = {"lambda": lambda_twin}
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     root = Path.cwd()
     series = {name: Series() for name in FUNCTIONS}
     started = time.perf_counter()
-    with lambda_twin(root, args.state_dir, console) as target:
+    with TARGETS[args.target](root, args.state_dir, console) as target:
         for name in FUNCTIONS:
             series[name].note = target.describe(name)
         with Progress(console=console, transient=True) as progress:

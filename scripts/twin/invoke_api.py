@@ -16,6 +16,8 @@ Functions the twin does not run are left to moto, as are all other paths.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -135,10 +137,17 @@ class Gateway:
         if kind == "Event":
             event_id = function.invoke_async(payload, qualifier)
             return Response(202, b"", [("x-amzn-requestid", event_id)])
+        client_context = None
+        if request.header("x-amz-client-context"):
+            # Base64 JSON on the Invoke API; the Runtime API hands the runtime the JSON itself.
+            try:
+                client_context = base64.b64decode(request.header("x-amz-client-context") or "", validate=True).decode()
+                json.loads(client_context)
+            except (ValueError, binascii.Error):
+                return aws_error(400, "InvalidRequestContentException",
+                                 "X-Amz-Client-Context must be base64-encoded JSON")
         try:
-            result = await function.invoke(
-                payload, qualifier, client_context=request.header("x-amz-client-context"), tail=tail
-            )
+            result = await function.invoke(payload, qualifier, client_context=client_context, tail=tail)
         except Throttled as exc:
             return aws_error(429, "TooManyRequestsException", exc.message, Reason=exc.reason)
         headers = [

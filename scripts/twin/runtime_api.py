@@ -38,7 +38,7 @@ class Invocation:
     function_arn: str
     deadline_epoch_ms: int
     trace_id: str
-    client_context: str | None = None  # base64 JSON, passed through
+    client_context: str | None = None  # JSON (the Invoke API's base64 already decoded)
     result: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     delivered: float = 0.0  # perf_counter() when the runtime received it
 

@@ -90,8 +90,10 @@ def test_boto3_invoke_runs_the_function_in_a_lambda_environment(lam: Any) -> Non
     assert "Init Duration:" in tail  # this was the alias's first request: a cold start
     assert "twin_handlers init" in tail  # INIT's own output belongs to the first invocation's log
 
-    response, again = invoke(lam, "echo", {"n": 2}, Qualifier="live", LogType="Tail")
+    context = base64.b64encode(json.dumps({"custom": {"caller": "test"}}).encode()).decode()
+    response, again = invoke(lam, "echo", {"n": 2}, Qualifier="live", LogType="Tail", ClientContext=context)
     assert again["pid"] == body["pid"]  # warm: the same instance
+    assert again["client_custom"] == {"caller": "test"}
     tail = base64.b64decode(response["LogResult"]).decode()
     assert "REPORT RequestId" in tail and "Init Duration" not in tail
     for field in ("Duration:", "Billed Duration:", "Memory Size: 512 MB", "Max Memory Used:"):
@@ -183,7 +185,7 @@ def test_a_timeout_kills_the_instance_and_is_reported(lam: Any, twin: TwinClient
     assert records[-2]["outcome"] == "timeout" and records[-1]["cold"] is True
 
 
-def test_reserved_concurrency_throttles_beyond_the_cap(lam: Any) -> None:
+def test_reserved_concurrency_throttles_beyond_the_cap(lam: Any, twin: TwinClient) -> None:
     barrier = threading.Barrier(2)
 
     def call(_: int) -> str:
@@ -199,6 +201,16 @@ def test_reserved_concurrency_throttles_beyond_the_cap(lam: Any) -> None:
     with ThreadPoolExecutor(2) as pool:
         outcomes = sorted(pool.map(call, range(2)))
     assert outcomes == ["TooManyRequestsException", "ok"]
+    # The Function URL answers a throttle with 429 and the reason.
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(invoke, lam, "single", {"seconds": 1.0})
+        time.sleep(0.3)
+        url = twin.url_client("single")
+        reply = url.request("POST", "/", {"seconds": 0})
+        url.close()
+        busy.result()
+    assert reply.status == 429
+    assert reply.json()["reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
     # Raised through the concurrency API, the cap lifts.
     lam.put_function_concurrency(FunctionName="single", ReservedConcurrentExecutions=2)
     try:

@@ -22,6 +22,7 @@ def echo(event: Any, context: Any) -> dict[str, Any]:
         "memory": context.memory_limit_in_mb,
         "arn": context.invoked_function_arn,
         "remaining_ms": context.get_remaining_time_in_millis(),
+        "client_custom": getattr(getattr(context, "client_context", None), "custom", None),
         "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
         "env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_LAMBDA_", "LAMBDA_", "_HANDLER", "TWIN_"))},
         "sys_path": sys.path,
