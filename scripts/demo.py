@@ -42,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with console.status("starting the local twin…"):
         state, _ = twin_state.start(config, cwd=root)
-    console.print(f"twin up in {time.perf_counter() - started:.1f} s: Function URL [bold]{state.url(DEFAULT_FUNCTION)}[/] "
-                  f"(HTTPS, CA {state.ca}); layers: {'built layers' if spec.isolated else 'local environment'}; "
-                  f"model {spec.env['PREHEAT_MODEL_DIR']}")
+    console.print(f"twin up in {time.perf_counter() - started:.1f} s: {DEFAULT_FUNCTION} at "
+                  f"[bold]{state.url(DEFAULT_FUNCTION)}[/] (HTTPS); "
+                  f"{'isolated, from the built layers' if spec.isolated else 'on this environment'}; "
+                  f"model {spec.env['PREHEAT_MODEL_DIR']}", highlight=False)
     try:
         return _demo(console, state, args, model_name(model_dir))
     finally:
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _demo(console: object, state: object, args: argparse.Namespace, model: str) -> int:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -93,22 +95,22 @@ def _demo(console: object, state: object, args: argparse.Namespace, model: str) 
     if failed:
         console.print(f"[red]{len(failed)} request(s) failed[/], e.g. status {failed[0].status}; see {state.log_dir}")
 
-    table = Table(title="latency through the HTTPS Function URL (ms)", title_justify="left")
-    for column in ("start (x-preheat-start)", "phase", "n", "client p50", "client p99", "INIT p50", "INIT p99",
-                   "Duration p50", "instance"):
-        table.add_column(column, justify="right" if column not in ("start (x-preheat-start)", "phase") else "left")
-    groups: dict[tuple[str, str], list[Sample]] = {}
+    table = Table(title="latency through the HTTPS Function URL, ms", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("start", "n", "client p50", "client p99", "INIT p50", "Duration p50", "instances"):
+        table.add_column(column, justify="left" if column in ("start", "instances") else "right",
+                         min_width=11 if column in ("start", "instances") else None, no_wrap=True)
+    groups: dict[str, list[Sample]] = {}
     for sample in samples:
-        groups.setdefault((sample.start, sample.phase), []).append(sample)
+        groups.setdefault(sample.start, []).append(sample)
     order = {"cold": 0, "provisioned": 1, "warm": 2}
-    for (start, phase), group in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
+    for start, group in sorted(groups.items(), key=lambda kv: order.get(kv[0], 9)):
         client = [s.client_ms for s in group]
         inits = [s.init_ms for s in group if s.init_ms is not None]
         durations = [s.duration_ms for s in group if s.duration_ms is not None]
-        kinds = sorted({s.instance_kind or "?" for s in group})
+        kinds = sorted({(s.instance_kind or "?").replace("-concurrency", "") for s in group})
         table.add_row(
-            start, phase, str(len(group)), f"{percentile(client, 50):.1f}", f"{percentile(client, 99):.1f}",
-            f"{percentile(inits, 50):.1f}" if inits else "-", f"{percentile(inits, 99):.1f}" if inits else "-",
+            start, str(len(group)), f"{percentile(client, 50):.1f}", f"{percentile(client, 99):.1f}",
+            f"{percentile(inits, 50):.1f}" if inits else "-",
             f"{percentile(durations, 50):.2f}" if durations else "-", ", ".join(kinds),
         )
     console.print(table)
@@ -123,6 +125,7 @@ def _cloudwatch(console: object, twin: object) -> None:
     """What the function's EMF lines became in CloudWatch (moto), per start kind."""
     import datetime as dt
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -132,8 +135,9 @@ def _cloudwatch(console: object, twin: object) -> None:
     twin.flush()
     cloudwatch = twin.boto3_client("cloudwatch")
     now = dt.datetime.now(dt.UTC)
-    table = Table(title="CloudWatch (moto), namespace Preheat, from the instances' EMF lines", title_justify="left")
-    for column in ("start", "Invocations (Sum)", "Latency avg ms", "Latency max ms", "InitDuration avg ms"):
+    table = Table(title="CloudWatch (moto), namespace Preheat, from the instances' EMF lines", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for column in ("start", "Invocations", "Latency avg", "Latency max", "InitDuration avg"):
         table.add_column(column, justify="left" if column == "start" else "right")
     for start in ("cold", "provisioned", "warm"):
         values = []
