@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         with console.status("starting the twin (moto_server, endpoint, Function URLs)…"):
-            state, _ = twin_state.start(config, cwd=root)
+            state, _ = twin_state.start(config, cwd=root, detach=True)
     except twin_state.TwinStartError as exc:
         console.print(f"[red]the twin did not start[/]\n{exc}")
         return 1

@@ -30,7 +30,7 @@ from scripts.twin.logs import FunctionLogs
 from scripts.twin.moto import MotoServer, register
 from scripts.twin.pool import Fleet, Function, Records
 from scripts.twin.scheduler import Scheduler
-from scripts.twin.state import STATE_FILE, TwinState, write_state
+from scripts.twin.state import STATE_FILE, TwinState, pid_alive, write_state
 
 log = logging.getLogger("preheat.twin")
 
@@ -208,12 +208,23 @@ class Twin:
         await self.moto.stop()
 
 
-async def serve(config: TwinConfig) -> int:
+async def _watch_owner(pid: int, stop: asyncio.Event) -> None:
+    """A twin started for a demo, benchmark or test goes when the process that started it does."""
+    while True:
+        await asyncio.sleep(1.0)
+        if not pid_alive(pid):
+            log.info("owner process %d is gone; stopping", pid)
+            stop.set()
+            return
+
+
+async def serve(config: TwinConfig, owner: int | None = None) -> int:
     twin = Twin(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_owner(owner, stop)) if owner else None
     state_path = config.state_dir / STATE_FILE
     try:
         state = await twin.start()
@@ -225,6 +236,8 @@ async def serve(config: TwinConfig) -> int:
     log.info("twin ready: endpoint %s, %d function(s)", state.endpoint, len(state.functions))
     await stop.wait()
     log.info("stopping")
+    if watcher is not None:
+        watcher.cancel()
     await twin.stop()
     with contextlib.suppress(FileNotFoundError, ValueError):
         current = json.loads(state_path.read_text())
@@ -236,11 +249,12 @@ async def serve(config: TwinConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.twin.server")
     parser.add_argument("--config", type=Path, required=True, help="a TwinConfig as JSON")
+    parser.add_argument("--owner", type=int, help="stop when this process id is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     config = TwinConfig.from_dict(json.loads(args.config.read_text()))
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, args.owner))
 
 
 if __name__ == "__main__":

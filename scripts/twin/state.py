@@ -79,9 +79,12 @@ class TwinStartError(RuntimeError):
     pass
 
 
-def start(config: TwinConfig, *, cwd: Path | None = None, timeout: float = 90.0) -> tuple[TwinState, subprocess.Popen[bytes]]:
-    """Start the twin in the background (its own session, so it outlives this process) and wait until
-    it is ready. Raises TwinStartError with the end of its log if it fails."""
+def start(
+    config: TwinConfig, *, cwd: Path | None = None, timeout: float = 90.0, detach: bool = False
+) -> tuple[TwinState, subprocess.Popen[bytes]]:
+    """Start the twin in the background and wait until it is ready. A detached twin (`preheat up`)
+    outlives this process; otherwise it stops when this process is gone, even if killed. Raises
+    TwinStartError with the end of its log if it fails."""
     state_dir = config.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     config_path = state_dir / CONFIG_FILE
@@ -91,7 +94,8 @@ def start(config: TwinConfig, *, cwd: Path | None = None, timeout: float = 90.0)
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.twin.server", "--config", str(config_path)],
+            [sys.executable, "-m", "scripts.twin.server", "--config", str(config_path),
+             *([] if detach else ["--owner", str(os.getpid())])],
             cwd=cwd or Path.cwd(),
             stdin=subprocess.DEVNULL,
             stdout=log,

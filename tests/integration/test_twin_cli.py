@@ -14,7 +14,7 @@ import pytest
 
 from scripts.twin.config import FunctionSpec, TwinConfig
 from scripts.twin.state import STATE_FILE, pid_alive
-from tests.support.twin import ROOT
+from tests.support.twin import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -60,3 +60,30 @@ def test_up_rejects_a_bad_config_naming_the_key(tmp_path: Path) -> None:
     result = preheat("up", "--config", str(config_path), "--state-dir", str(tmp_path / "state"))
     assert result.returncode == 2
     assert "memory_mb" in result.stdout
+
+
+def test_a_twin_started_by_a_program_stops_when_the_program_dies(tmp_path: Path) -> None:
+    """Tests, demos and benchmarks start attached twins: killing the caller must not leak one."""
+    config = TwinConfig(functions=(FunctionSpec("hello", "tests.support.twin_handlers.echo", ROOT),),
+                        state_dir=tmp_path / "state")
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    script = (
+        "import json, sys, time\n"
+        "from pathlib import Path\n"
+        "from scripts.twin import state\n"
+        "from scripts.twin.config import TwinConfig\n"
+        "s, _ = state.start(TwinConfig.from_dict(json.loads(Path(sys.argv[1]).read_text())))\n"
+        "print(s.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script, str(config_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert owner.stdout is not None
+        twin_pid = int(owner.stdout.readline())
+        assert pid_alive(twin_pid)
+    finally:
+        owner.kill()
+        owner.wait(10)
+    wait_for(lambda: not pid_alive(twin_pid), timeout=20, what="the orphaned twin to stop")
