@@ -91,19 +91,22 @@ class Shipper:
         self._streams: set[tuple[str, str]] = set()
         self.metrics_sent = 0
         self.failures = 0
-        self._idle = threading.Event()
-        self._idle.set()
+        self._pending = 0  # queued and not yet sent (or dropped)
+        self._done = threading.Condition()
 
     def start(self) -> None:
         self._thread.start()
 
     def metric(self, entry: MetricEntry) -> None:
-        self._idle.clear()
-        self._queue.put(entry)
+        self._enqueue(entry)
 
     def log(self, event: LogEvent) -> None:
-        self._idle.clear()
-        self._queue.put(event)
+        self._enqueue(event)
+
+    def _enqueue(self, item: MetricEntry | LogEvent) -> None:
+        with self._done:
+            self._pending += 1
+        self._queue.put(item)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._queue.put(None)
@@ -111,7 +114,8 @@ class Shipper:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was sent (or dropped)."""
-        return self._idle.wait(timeout)
+        with self._done:
+            return self._done.wait_for(lambda: self._pending == 0, timeout)
 
     def _run(self) -> None:
         cloudwatch, logs = self._factory()
@@ -121,7 +125,6 @@ class Shipper:
             try:
                 first = self._queue.get(timeout=1.0)
             except queue.Empty:
-                self._idle.set()
                 continue
             deadline = time.monotonic() + self._interval
             item: MetricEntry | LogEvent | None = first
@@ -134,9 +137,12 @@ class Shipper:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            self._send(cloudwatch, logs, batch)
-            if self._queue.empty():
-                self._idle.set()
+            try:
+                self._send(cloudwatch, logs, batch)
+            finally:
+                with self._done:
+                    self._pending -= len(batch)
+                    self._done.notify_all()
 
     def _send(self, cloudwatch: Any, logs: Any, batch: list[MetricEntry | LogEvent]) -> None:
         metrics: dict[str, list[dict[str, Any]]] = defaultdict(list)
