@@ -473,14 +473,15 @@ class Function:
 
     def reset(self, *, provisioned: bool = False) -> int:
         """Discard idle instances (like a configuration update does), so the next request starts cold.
-        Busy ones finish their request first. Provisioned instances are re-initialized if asked."""
+        Busy and initializing ones serve their request first. Provisioned instances are re-initialized
+        if asked."""
         count = 0
         for pool in self._pools.values():
             for instance in list(pool):
                 if instance.provisioned and not provisioned:
                     continue
                 count += 1
-                if instance.state is State.BUSY:
+                if instance.state in (State.BUSY, State.STARTING):  # a request is waiting on it
                     instance.retiring = True
                     continue
                 instance.stop()
