@@ -98,7 +98,7 @@ def _demo(console: object, state: object, args: argparse.Namespace, model: str) 
     table = Table(title="latency through the HTTPS Function URL, ms", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("start", "n", "client p50", "client p99", "INIT p50", "Duration p50", "instances"):
         table.add_column(column, justify="left" if column in ("start", "instances") else "right",
-                         min_width=11 if column in ("start", "instances") else None, no_wrap=True)
+                         min_width={"start": 11, "instances": 11, "n": 4}.get(column), no_wrap=True)
     groups: dict[str, list[Sample]] = {}
     for sample in samples:
         groups.setdefault(sample.start, []).append(sample)
