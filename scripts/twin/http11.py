@@ -140,7 +140,7 @@ async def _connection(
             response = Response.json(
                 500, {"Type": "Service", "message": "internal error in the local twin; see .preheat/twin.log"}
             )
-        await _send(conn, writer, response)
+        await _send(conn, writer, response, head=request.method == "HEAD")
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
             return
         try:
@@ -195,14 +195,14 @@ async def _read_request(
             return None
 
 
-async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Response) -> None:
+async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Response, *, head: bool = False) -> None:
     names = {k.lower() for k, _ in response.headers}
     headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
     if response.status not in (204, 304) and "transfer-encoding" not in names:
         headers.append(("content-length", str(len(response.body))))
     try:
         data = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
-        if response.body and response.status not in (204, 304):
+        if response.body and response.status not in (204, 304) and not head:
             data += conn.send(h11.Data(data=response.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
     except h11.LocalProtocolError:

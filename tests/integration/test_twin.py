@@ -445,3 +445,19 @@ def test_functions_call_aws_apis_through_the_twin(lam: Any) -> None:
     assert body["status"] == 200
     assert body["payload"]["event"] == {"via": "relay"}
     assert body["payload"]["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "echo"
+
+
+def test_head_and_malformed_http_get_answers_not_hangs(twin: TwinClient) -> None:
+    import socket
+
+    client = twin.url_client("echo")
+    reply = client.request("HEAD", "/anything")
+    again = client.request("GET", "/after-head")  # the connection is still usable
+    client.close()
+    assert reply.status == 200 and reply.body == b""
+    assert again.status == 200 and again.json()["event"]["rawPath"] == "/after-head"
+    host, port = twin.state.endpoint.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
