@@ -14,6 +14,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -195,13 +196,20 @@ async def _read_request(
             return None
 
 
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
 async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Response, *, head: bool = False) -> None:
     names = {k.lower() for k, _ in response.headers}
     headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
     if response.status not in (204, 304) and "transfer-encoding" not in names:
         headers.append(("content-length", str(len(response.body))))
     try:
-        data = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))) or b""
         if response.body and response.status not in (204, 304) and not head:
             data += conn.send(h11.Data(data=response.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
