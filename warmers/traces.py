@@ -84,7 +84,9 @@ class MemoryProfiles:
 
 def _read(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
-        raise TraceError(f"trace file {path} does not exist: pass an existing CSV (see ../shared/traces/azure2019/)")
+        raise TraceError(
+            f"trace file {path} does not exist: pass an existing CSV (see ../shared/traces/azure2019/)"
+        )
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         try:
@@ -122,7 +124,9 @@ def load_invocations(path: Path) -> Trace:
     minute_cols.sort()
     numbers = [n for n, _ in minute_cols]
     if numbers != list(range(1, len(numbers) + 1)):
-        raise TraceError(f"{path}: minute columns must run 1..N without gaps, got {numbers[:3]}...{numbers[-3:]}")
+        raise TraceError(
+            f"{path}: minute columns must run 1..N without gaps, got {numbers[:3]}...{numbers[-3:]}"
+        )
     idx = [i for _, i in minute_cols]
     try:
         counts = np.array([[int(float(row[i] or 0)) for i in idx] for row in rows], dtype=np.int64)

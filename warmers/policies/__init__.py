@@ -46,7 +46,9 @@ def parse_policies(spec: str) -> list[str]:
             continue
         for name in ALIASES.get(part, (part,)):
             if name not in _FACTORIES:
-                raise ValueError(f"unknown policy {name!r}: choose from {', '.join(POLICY_NAMES)}, keepalive, all")
+                raise ValueError(
+                    f"unknown policy {name!r}: choose from {', '.join(POLICY_NAMES)}, keepalive, all"
+                )
             if name not in names:
                 names.append(name)
     if not names:

@@ -113,7 +113,7 @@ class ScheduledPolicy(Policy):
         ]
 
     def decide(self, obs: Observation) -> Decision:
-        hour = (obs.minute % 1440) // 60
+        hour = obs.minute_of_day // 60
         d = Decision.idle(self.n)
         if self.start_hour <= hour < self.end_hour:
             d.provisioned[:] = self.capacity

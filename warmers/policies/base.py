@@ -54,6 +54,11 @@ class Observation:
     visible: int
     invocations: IntArray  # [F, >= visible]; only columns < visible may be read
     busy_s: FloatArray  # [F, >= visible]
+    day_offset_min: int = 0  # UTC minute of day of minute 0 (the simulator's traces start at midnight)
+
+    @property
+    def minute_of_day(self) -> int:
+        return (self.minute + self.day_offset_min) % 1440
 
     def latest(self) -> tuple[IntArray, FloatArray] | None:
         if self.visible <= 0:

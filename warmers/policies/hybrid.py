@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from warmers.policies.base import Decision, LastSeen, Observation, Policy, PingKeeper, PolicyContext
+from warmers.policies.base import Decision, LastSeen, Observation, PingKeeper, Policy, PolicyContext
 
 
 class HybridHistogramPolicy(Policy):

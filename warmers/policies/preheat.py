@@ -149,7 +149,7 @@ class PreheatPolicy(Policy):
         total = t[:, :1]
         out = np.divide(t, total, out=np.zeros_like(t), where=total > 0)
         out[:, 0] = 1.0  # an active minute needs one instance
-        return out
+        return np.asarray(out, dtype=np.float64)
 
     # -- deciding -----------------------------------------------------------------------------
     def decide(self, obs: Observation) -> Decision:

@@ -17,7 +17,7 @@ import numpy as np
 from warmers.simulator.run import SimConfig, Summary
 
 CITATION = (
-    "Trace: Azure Functions 2019 (Shahrad et al., \"Serverless in the Wild\", USENIX ATC'20; CC-BY 4.0), "
+    'Trace: Azure Functions 2019 (Shahrad et al., "Serverless in the Wild", USENIX ATC\'20; CC-BY 4.0), '
     "InVitro sample"
 )
 
@@ -43,7 +43,10 @@ def checks(summaries: Sequence[Summary], mode: str) -> list[Check]:
         if mode == "provider":
             ref = by.get("hybrid-histogram")
             if me and ref:
-                ok = me.p75_cold_start_pct < ref.p75_cold_start_pct and me.wasted_memory_norm <= ref.wasted_memory_norm
+                ok = (
+                    me.p75_cold_start_pct < ref.p75_cold_start_pct
+                    and me.wasted_memory_norm <= ref.wasted_memory_norm
+                )
                 out.append(
                     Check(
                         scope,
@@ -179,6 +182,7 @@ def plot_tradeoff(summaries: Sequence[Summary], mode: str, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     markers = {"all": "o", "held-out": "s"}
@@ -190,17 +194,23 @@ def plot_tradeoff(summaries: Sequence[Summary], mode: str, path: Path) -> None:
             x, y = s.wasted_memory_norm, s.p75_cold_start_pct
         else:
             x, y = s.dollars_per_day, s.cold_start_pct
-        ax.scatter(x, y, color=color, marker=markers.get(s.scope, "^"), s=70, edgecolor="black", linewidth=0.4)
+        ax.scatter(
+            x, y, color=color, marker=markers.get(s.scope, "^"), s=70, edgecolor="black", linewidth=0.4
+        )
     handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=c, markeredgecolor="black", label=name)
+        Line2D([], [], marker="o", linestyle="", color=c, markeredgecolor="black", label=name)
         for name, c in colors.items()
     ]
-    first = ax.legend(handles=handles, title="policy", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    first = ax.legend(
+        handles=handles, title="policy", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8
+    )
     ax.add_artist(first)
     scope_handles = [
-        plt.Line2D([], [], marker=m, linestyle="", color="gray", label=scope) for scope, m in markers.items()
+        Line2D([], [], marker=m, linestyle="", color="gray", label=scope) for scope, m in markers.items()
     ]
-    ax.legend(handles=scope_handles, title="functions", loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8)
+    ax.legend(
+        handles=scope_handles, title="functions", loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8
+    )
     if mode == "provider":
         ax.set_xlabel("wasted memory time (normalized to fixed 10-min keep-alive)")
         ax.set_ylabel("cold-start % of the 75th-percentile function")

@@ -182,7 +182,9 @@ def tally(
         "duration": (col("od_busy_s") + col("ping_od_s") + jit * hold_s) * gb * prices.duration_gb_s_usd,
         "init": (inits * init_s * gb * prices.duration_gb_s_usd) if prices.bill_init else np.zeros(len(runs)),
         "provisioned": pc_seconds * gb * prices.provisioned_gb_s_usd,
-        "provisioned_duration": (col("pc_busy_s") + col("ping_pc_s")) * gb * prices.provisioned_duration_gb_s_usd,
+        "provisioned_duration": (col("pc_busy_s") + col("ping_pc_s"))
+        * gb
+        * prices.provisioned_duration_gb_s_usd,
         "warmer": batches * prices.request_usd
         + (batches * (hold_s + cfg.warmer_overhead_s) + col("ping_batches_cold") * init_s)
         * wgb

@@ -119,5 +119,6 @@ def build_workload(
         durs[lo:hi] = np.maximum(np.ceil(ms), 1.0) / 1000.0
     fn = np.repeat(np.arange(n), totals)
     minute_of = np.minimum((arrivals // 60.0).astype(np.int64), minutes - 1)
-    busy = np.bincount(fn * minutes + minute_of, weights=durs, minlength=n * minutes).reshape(n, minutes)
+    flat = np.bincount(fn * minutes + minute_of, weights=durs, minlength=n * minutes)
+    busy = np.asarray(flat, dtype=np.float64).reshape(n, minutes)
     return Workload(trace, offsets, arrivals, durs, mem, busy, seed)
