@@ -16,17 +16,23 @@ DEFAULT_TRACE = Path("../shared/traces/azure2019/invocations_per_minute.csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="invocations per minute CSV (either layout)")
+    parser.add_argument(
+        "--trace", type=Path, default=DEFAULT_TRACE, help="invocations per minute CSV (either layout)"
+    )
     parser.add_argument("--durations", type=Path, help="durations CSV (default: beside --trace)")
     parser.add_argument("--memory", type=Path, help="memory CSV (default: beside --trace)")
     parser.add_argument("--mode", choices=("provider", "aws"), default="provider")
     parser.add_argument("--policy", default="all", help="NAME[,NAME...], 'keepalive' or 'all' (default)")
     parser.add_argument("--seed", type=int, default=2019, help="arrival, duration and memory draws")
-    parser.add_argument("--pairing", choices=("sample", "by-id"), default="sample", help="profile per function")
+    parser.add_argument(
+        "--pairing", choices=("sample", "by-id"), default="sample", help="profile per function"
+    )
     parser.add_argument("--cold-start-ms", type=float, help="cold-start penalty (default: 364, measured)")
     parser.add_argument("--platform-keepalive-min", type=float, help="Lambda's idle keep-alive (default 10)")
     parser.add_argument("--ping-hold-ms", type=float, default=100.0)
-    parser.add_argument("--holdout-fraction", type=float, default=0.3, help="functions kept aside (hash split)")
+    parser.add_argument(
+        "--holdout-fraction", type=float, default=0.3, help="functions kept aside (hash split)"
+    )
     parser.add_argument("--limit", type=int, help="simulate only the first N functions (quick runs)")
     parser.add_argument("--json", type=Path, help="write results here (one object per policy)")
     parser.add_argument("--plots", type=Path, default=Path("build/simulate"), help="PNG directory")
@@ -100,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
     ) as progress:
         tasks = {n: progress.add_task(n, total=trace.n_functions) for n in all_names}
         for name in all_names:
-            runs[name] = run_policy(
-                name, workload, cfg, progress=lambda n, k: progress.advance(tasks[n], k)
-            )
+            runs[name] = run_policy(name, workload, cfg, progress=lambda n, k: progress.advance(tasks[n], k))
     scopes = {"all": np.ones(trace.n_functions, dtype=bool)}
     if held_out.any():
         scopes["held-out"] = held_out
@@ -125,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
         tradeoff = args.plots / f"simulate-{cfg.mode}-tradeoff.png"
         report.plot_tradeoff(summaries, cfg.mode, tradeoff)
         f = _pick_function(args.plot_function, trace, runs, held_out, cfg.mode)
-        shown = [n for n in ("none", "hybrid-histogram" if cfg.mode == "provider" else "ping", "preheat") if n in runs]
+        shown = [
+            n
+            for n in ("none", "hybrid-histogram" if cfg.mode == "provider" else "ping", "preheat")
+            if n in runs
+        ]
         days = []
         for name in shown or list(runs)[:3]:
             rec = record_function(name, workload, f, cfg)

@@ -54,7 +54,7 @@ def load_warmer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Modul
 
 
 def test_concurrent_pings_land_on_distinct_instances_cold_then_warm(lambda_api, load_warmer, capsys):
-    front, stand_in = lambda_api
+    _, stand_in = lambda_api
     warmer = load_warmer(PREHEAT_WARM_FUNCTION="preheat-inference", PREHEAT_WARM_QUALIFIER="live")
 
     first = warmer.handler({"concurrency": 3, "hold_ms": 300}, context())
@@ -84,6 +84,7 @@ def test_scheduled_event_uses_the_configured_fan_out(lambda_api, load_warmer):
     warmer = load_warmer(PREHEAT_WARM_FUNCTION="fn", PREHEAT_WARM_CONCURRENCY="2", PREHEAT_WARM_HOLD_MS="250")
     result = warmer.handler(event("eventbridge_scheduled"), context())
     assert (result["requested"], result["instances"]) == (2, 2)
+    assert stand_in.instances("fn") == 2
 
 
 def test_fan_out_is_clamped_to_the_maximum(lambda_api, load_warmer):
