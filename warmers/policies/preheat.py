@@ -66,7 +66,7 @@ class PreheatPolicy(Policy):
         *,
         range_min: int = 720,
         alpha: float = 1.0,
-        provider_price: float = 0.1,
+        provider_price: float = 0.05,
         provider_beta: float = 0.5,
         instance_keepalive_s: float = 180.0,
         aws_value_usd: float = 3e-4,
@@ -137,9 +137,12 @@ class PreheatPolicy(Policy):
 
     def _hazard(self, s: np.ndarray) -> np.ndarray:
         """h(s) for each function (rows) at idle ages s ([F] or [F, H])."""
-        si = np.minimum(s, self.range_min).astype(np.int64)
+        r = self.range_min
+        si = np.minimum(s, r).astype(np.int64)
         rows = np.arange(self.n).reshape((-1,) + (1,) * (si.ndim - 1))
-        num = self.hist[rows, si] + self.alpha * self.h0[si]
+        # Idle times beyond the range share one bin: spread its count over the range's length.
+        own = np.where(si == r, self.hist[rows, si] / r, self.hist[rows, si])
+        num = own + self.alpha * self.h0[si]
         den = self.surv[rows, si] + self.alpha
         return np.asarray(np.clip(num / den, 0.0, 1.0))
 

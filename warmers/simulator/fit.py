@@ -33,6 +33,9 @@ def fit_prior(trace: Trace, training: npt.NDArray[np.bool_], range_min: int = PR
     survival = np.cumsum(pooled[::-1])[::-1]
     hazard = np.divide(pooled, survival, out=np.zeros_like(pooled), where=survival > 0)
     hazard[0] = hazard[1]
+    # The last bin holds every idle time >= range_min: as a per-minute hazard it stands for the
+    # typical hazard of the long tail, not for "everything left arrives in this one minute".
+    hazard[range_min] = float(np.mean(hazard[range_min // 2 : range_min]))
     return [float(f"{x:.4g}") for x in np.clip(hazard, 1e-4, 1.0)]
 
 
