@@ -105,13 +105,6 @@ class ScheduledPolicy(Policy):
     def describe(self) -> str:
         return f"scheduled {self.capacity} from {self.start_hour:02d}:00 to {self.end_hour:02d}:00 UTC"
 
-    def cron(self) -> list[tuple[str, int]]:
-        """The Application Auto Scaling scheduled actions this policy stands for: (cron, capacity)."""
-        return [
-            (f"cron(0 {self.start_hour} * * ? *)", self.capacity),
-            (f"cron(0 {self.end_hour % 24} * * ? *)", 0),
-        ]
-
     def decide(self, obs: Observation) -> Decision:
         hour = obs.minute_of_day // 60
         d = Decision.idle(self.n)
