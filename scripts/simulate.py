@@ -11,6 +11,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from warmers.simulator.run import PolicyRun
+    from warmers.traces import Trace
 
 DEFAULT_TRACE = Path("../shared/traces/azure2019/invocations_per_minute.csv")
 
@@ -144,7 +152,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.check and not all(c.ok for c in results) else 0
 
 
-def _pick_function(wanted: str | None, trace, runs, held_out, mode: str) -> int:  # type: ignore[no-untyped-def]
+def _pick_function(
+    wanted: str | None,
+    trace: Trace,
+    runs: dict[str, PolicyRun],
+    held_out: npt.NDArray[np.bool_],
+    mode: str,
+) -> int:
     """The requested function, else a held-out one with a busy but not constant day and the most cold starts."""
     import numpy as np
 
