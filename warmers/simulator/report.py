@@ -223,7 +223,7 @@ def plot_tradeoff(summaries: Sequence[Summary], mode: str, path: Path) -> None:
     fig.text(0.01, 0.01, CITATION, fontsize=6, color="gray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.savefig(path, dpi=130, bbox_inches="tight", bbox_extra_artists=[first])
     plt.close(fig)
 
 
