@@ -17,6 +17,8 @@ import contextlib
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -424,6 +426,27 @@ def test_throttled_provisioned_concurrency_api_is_retried_with_backoff_and_never
         twin.control("DELETE", "faults")
         drop_pc(lam, "throttled")
         twin.reset("throttled", provisioned=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "bad_json"),
+        (b"[]", "bad_json"),
+        (b'{"operation": "Put Provisioned"}', "invalid_operation"),
+        (b'{"operation": "Invoke", "count": 0}', "invalid_count"),
+        (b'{"operation": "Invoke", "status": 200}', "invalid_status"),
+        (b'{"operation": "Invoke", "code": "no spaces please"}', "invalid_code"),
+        (b'{"operation": "Invoke", "function": ""}', "invalid_function"),
+        (b'{"operation": "Invoke", "times": 3}', "unknown_field"),
+    ],
+)
+def test_bad_fault_requests_get_a_400_naming_the_field(faults: TwinClient, body: bytes, code: str) -> None:
+    request = urllib.request.Request(f"{faults.state.endpoint}/_preheat/faults", data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400 and json.loads(caught.value.read())["code"] == code
+    assert faults.control("GET", "faults")["faults"] == []
 
 
 def test_a_metrics_outage_leaves_every_setting_alone(faults: TwinClient, lam: Any) -> None:
