@@ -65,10 +65,12 @@ class DynamoTier:
 
     # -- credentials: resolved in the background, never on a request -----------------------------
 
-    def prepare(self, deadline: float) -> None:
-        """Credentials and one open (TLS) connection, ahead of the first request."""
-        self._load_credentials(deadline)
-        self._pool.call(deadline, lambda conn: None)
+    def prepare(self, budget: float) -> None:
+        """Credentials and one open (TLS) connection, ahead of the first request. Reading one key also
+        checks the table name, the region and the permissions at init, where a mistake gets logged
+        before any request needs the tier."""
+        self._load_credentials(time.monotonic() + BACKGROUND_SECONDS)
+        self.get_many(["preheat:ping"], time.monotonic() + budget)
 
     def _load_credentials(self, deadline: float) -> None:
         found, source = credentials.resolve(self._env, deadline)

@@ -4,17 +4,17 @@ Dimensions: `service` and `level` (memory | dynamodb | redis). All metrics of on
 dimension values, so each level gets its own blob; the runtime's per-invocation blob (dimension
 `start`) stays as it is.
 
-Counts are added up in memory and flushed at most once per `interval` (default 1 s, and on exit):
-serialising a blob through Powertools costs ~80 µs, more than an in-process hit itself, so flushing
-per request would make every hit several times slower. Under steady traffic that is one blob per
-level per second; an instance that sees a request now and then flushes on each of them, since more
-than `interval` has passed. What Lambda's freeze can cost is the counts of the last `interval` before
-an instance is reclaimed. interval=0 flushes after every request (tests do).
+Counts are added up in memory and flushed by the first request that ends at least `interval` after
+the previous flush (PREHEAT_CACHE_METRICS_INTERVAL_MS, default 1000): serialising one blob through
+Powertools costs ~80 µs, more than an in-process hit itself, so flushing per request would make every
+hit several times slower. Under steady traffic that is one blob per level per second; an instance
+that sees a request now and then flushes on each of them. What this can lose is the counts of the
+last second before a process ends (Lambda reclaiming an instance that never gets another request,
+a server shutting down): a metric, never an answer. interval=0 flushes after every request.
 """
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 
@@ -31,9 +31,8 @@ class CacheMetrics:
         self.interval = interval
         self._counts: dict[str, list[int]] = {}
         self._lock = threading.Lock()
-        self._last_flush = float("-inf")
+        self._last_flush = time.monotonic()
         self._emitters: dict[str, EphemeralMetrics] = {}
-        atexit.register(self.flush)
 
     def count(self, level: str, *, hits: int = 0, misses: int = 0, errors: int = 0) -> None:
         with self._lock:

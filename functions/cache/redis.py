@@ -88,9 +88,16 @@ class RedisTier:
             raise
         return conn
 
-    def prepare(self, deadline: float) -> None:
-        """Open one connection ahead of the first request."""
-        self._pool.call(deadline, lambda conn: None)
+    def prepare(self, budget: float) -> None:
+        """Open one connection ahead of the first request, and check that the server answers."""
+        deadline = time.monotonic() + budget
+
+        def ping(conn: Conn) -> None:
+            conn.send(command("PING"), deadline)
+            if read_reply(conn, deadline) != b"PONG":
+                raise TierError("protocol error: PING was not answered with PONG")
+
+        self._pool.call(deadline, ping)
 
     def get_many(self, keys: Sequence[str], deadline: float) -> list[bytes | None]:
         # Pipelined GETs rather than one MGET: the same single round trip, and a proxy in front of a

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from functions.inference.errors import ConfigError
 
 MiB = 1024 * 1024
-# 64 MiB holds ~38,000 all-MiniLM-L6-v2 answers (384 float32 + ~270 bytes of bookkeeping each):
+# 64 MiB holds ~35,000 all-MiniLM-L6-v2 answers (384 float32 + ~350 bytes of bookkeeping each):
 # 6% of a 1 GB function, for a working set most endpoints never exceed.
 DEFAULT_MEMORY_BYTES = 64 * MiB
 DEFAULT_TTL_SECONDS = 24 * 3600

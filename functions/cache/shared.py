@@ -20,13 +20,18 @@ from functions.cache.metrics import CacheMetrics
 
 log = logging.getLogger("preheat")
 
-PREPARE_SECONDS = 10.0  # budget of the background connect (and credentials fetch) at init
+# Budget of the connect + first round trip at init (requests arriving meanwhile wait at most the
+# timeout for it, then go without the tier): long enough for a cross-region TLS handshake, short
+# enough that a hung node is given up on quickly. Fetching credentials has a budget of its own.
+PREPARE_MIN_SECONDS = 1.0
 
 
 class SharedTier(Protocol):
     name: str
 
-    def prepare(self, deadline: float) -> None: ...
+    def prepare(self, budget: float) -> None:
+        """Connect and make one round trip, in at most `budget` seconds of network time."""
+        ...
 
     def get_many(self, keys: Sequence[str], deadline: float) -> list[bytes | None]: ...
 
@@ -55,7 +60,7 @@ class Guarded:
 
     def _prepare(self) -> None:
         try:
-            self.tier.prepare(time.monotonic() + PREPARE_SECONDS)
+            self.tier.prepare(max(PREPARE_MIN_SECONDS, 10 * self.timeout))
         except Exception as exc:
             self._failed(exc, "connect")
         finally:
