@@ -192,12 +192,15 @@ class MotoDynamo:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         client = self.client()
-        client.create_table(
-            TableName=self.table,
-            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        try:
+            client.create_table(
+                TableName=self.table,
+                KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except client.exceptions.ResourceInUseException:
+            pass  # moto keeps one backend per process: another server made it already
         client.update_time_to_live(
             TableName=self.table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},

@@ -51,14 +51,18 @@ class Breaker:
             return True
 
     def success(self) -> bool:
-        """Record a good call. True when it closes an open breaker (the tier came back)."""
+        """Record a good call. True when it closes an open breaker (the probe found the tier back).
+
+        A call that was already in flight when the breaker opened and then succeeded proves little
+        (the failure came later): only the probe closes it."""
         if not self._open:
             return False
         with self._lock:
-            was_open = self._open
+            if not (self._open and self._probing):
+                return False
             self._open = self._probing = False
             self._failures = 0
-            return was_open
+            return True
 
     def failure(self) -> bool:
         """Record a failed call. True when it opens a closed breaker (the tier just went away).

@@ -78,3 +78,13 @@ def test_jitter_spreads_probes_between_80_and_120_percent() -> None:
         assert not b.allow()
         clock.now += 0.02
         assert b.allow()
+
+
+def test_a_success_that_was_in_flight_when_it_opened_does_not_close_it() -> None:
+    clock = Clock()
+    b = _breaker(clock)
+    b.failure()
+    assert b.success() is False and b.is_open
+    clock.now += 1.01
+    assert b.allow()
+    assert b.success() is True and not b.is_open

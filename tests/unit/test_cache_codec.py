@@ -22,7 +22,11 @@ NOW = 1_800_000_000.0
 def _value(space: KeySpace, text: str, *, dims: int = 4, expires_at: int = int(NOW) + 60) -> bytes:
     vector = np.arange(dims, dtype=np.float32) / 7
     return codec.encode(
-        vector, tokens=5, expires_at=expires_at, model_digest=space.model_digest, key_digest=space.key(text).digest
+        vector,
+        tokens=5,
+        expires_at=expires_at,
+        model_digest=space.model_digest,
+        key_digest=space.key(text).digest,
     )
 
 

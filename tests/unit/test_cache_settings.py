@@ -19,9 +19,9 @@ def test_zero_memory_and_no_tier_turns_the_cache_off() -> None:
 
 def test_lambda_writes_before_answering_and_servers_after() -> None:
     assert CacheSettings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "f"}).write == "sync"
-    assert CacheSettings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "f", "PREHEAT_CACHE_WRITE": "background"}).write == (
-        "background"
-    )
+    assert CacheSettings.from_env(
+        {"AWS_LAMBDA_FUNCTION_NAME": "f", "PREHEAT_CACHE_WRITE": "background"}
+    ).write == ("background")
 
 
 def test_table_settings_take_region_and_endpoint_from_the_aws_variables() -> None:
@@ -33,7 +33,9 @@ def test_table_settings_take_region_and_endpoint_from_the_aws_variables() -> Non
         }
     )
     assert (s.shared, s.region, s.endpoint_url) == ("dynamodb", "eu-west-1", "http://127.0.0.1:5000")
-    arn = CacheSettings.from_env({"PREHEAT_CACHE_TABLE": "arn:aws:dynamodb:ap-south-1:123456789012:table/cache"})
+    arn = CacheSettings.from_env(
+        {"PREHEAT_CACHE_TABLE": "arn:aws:dynamodb:ap-south-1:123456789012:table/cache"}
+    )
     assert arn.region == "ap-south-1"
 
 

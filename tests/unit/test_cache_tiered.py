@@ -132,7 +132,8 @@ def test_a_refused_text_gets_the_same_error_as_without_the_cache(embedding_dir: 
 
 
 def test_nothing_is_cached_when_answers_are_over_the_size_limit(
-    tiny, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    tiny,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     task, manifest = tiny
     model = Counting(task)
@@ -143,7 +144,9 @@ def test_nothing_is_cached_when_answers_are_over_the_size_limit(
     assert model.texts == ["a cat", "a cat"]
 
 
-def test_no_cache_object_when_it_is_off_or_the_model_is_not_text(embedding_dir: Path, tensor_dir: Path) -> None:
+def test_no_cache_object_when_it_is_off_or_the_model_is_not_text(
+    embedding_dir: Path, tensor_dir: Path
+) -> None:
     kwargs = {"truncate": True, "service": "s", "namespace": "n"}
     off = CacheSettings(memory_bytes=0)
     assert EmbeddingCache.open(manifests.load(embedding_dir), settings=off, **kwargs) is None  # type: ignore[arg-type]
@@ -213,7 +216,10 @@ class Silent:
 
 @pytest.mark.parametrize("kind", ["refused", "hung"])
 def test_a_broken_shared_tier_degrades_to_computing(
-    tiny, kind: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    tiny,
+    kind: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     task, manifest = tiny
     silent = Silent() if kind == "hung" else None
@@ -230,7 +236,9 @@ def test_a_broken_shared_tier_degrades_to_computing(
         if silent:
             silent.close()
     for answer, word in zip(answers, WORDS, strict=True):
-        np.testing.assert_allclose(answer.vectors[0], tiny_models.expected_embedding(f"the {word}"), atol=1e-6)
+        np.testing.assert_allclose(
+            answer.vectors[0], tiny_models.expected_embedding(f"the {word}"), atol=1e-6
+        )
         assert answer.served_by == "miss"
     counts = cache_counts(emf_lines(capsys.readouterr().out))
     # The first failure (the background connect and PING at init) opens the breaker: the requests
