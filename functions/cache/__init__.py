@@ -12,14 +12,18 @@ heavier than the standard library.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from functions.cache.keys import KeySpace, embedding_keyspace
 from functions.cache.memory import MemoryCache
 from functions.cache.metrics import CacheMetrics
 from functions.cache.settings import CacheSettings
-from functions.cache.shared import Guarded, SharedTier
-from functions.cache.tiered import CachedEmbedder, Embedder
+from functions.cache.tiered import CachedEmbedder
+from functions.inference.dataplane import Embedder
 from functions.inference.manifest import Manifest
+
+if TYPE_CHECKING:
+    from functions.cache.shared import Guarded, SharedTier
 
 __all__ = ["CacheSettings", "CachedEmbedder", "EmbeddingCache", "KeySpace", "open_shared_tier"]
 
@@ -77,6 +81,8 @@ class EmbeddingCache:
         tier = open_shared_tier(settings, env)
         shared = None
         if tier is not None:
+            from functions.cache.shared import Guarded
+
             shared = Guarded(tier, timeout_seconds=settings.timeout_ms / 1000, metrics=metrics)
         return cls(
             settings,
@@ -85,6 +91,10 @@ class EmbeddingCache:
             metrics=metrics,
             shared=shared,
         )
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the shared tier's background connect (benchmarks, tests); True if there is none."""
+        return self.shared.wait_ready(timeout) if self.shared is not None else True
 
     def wrap(self, embedder: Embedder) -> CachedEmbedder:
         s = self.settings

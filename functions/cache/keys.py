@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from functions.inference.manifest import Manifest
 
@@ -19,8 +18,7 @@ from functions.inference.manifest import Manifest
 SCHEMA = "preheat-cache/1"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     digest: bytes  # sha256 over the key space and the text: 32 bytes, also stored in the value
     text: str  # the form stored in the shared tier: readable prefix + hex digest
 

@@ -26,8 +26,9 @@ DEFAULT_MAX_VALUE_BYTES = 64 * 1024
 DYNAMODB_MAX_VALUE_BYTES = 390_000  # the item also holds its key and expiry
 WRITE_MODES = ("sync", "background")
 
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
-_TABLE_ARN = re.compile(r"^arn:aws[a-z\-]*:dynamodb:[a-z0-9\-]+:\d{12}:table/[A-Za-z0-9_.\-]{3,255}$")
+# Patterns, not compiled regexes: compiling costs every cold start, matching only a configured one.
+_TABLE_NAME = r"[A-Za-z0-9_.\-]{3,255}"
+_TABLE_ARN = r"arn:aws[a-z\-]*:dynamodb:[a-z0-9\-]+:\d{12}:table/[A-Za-z0-9_.\-]{3,255}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class CacheSettings:
                 "PREHEAT_CACHE_TABLE and PREHEAT_CACHE_REDIS_URL are both set: the shared cache tier is "
                 "DynamoDB or Redis, not both; unset one of them"
             )
-        if table and not (_TABLE_NAME.match(table) or _TABLE_ARN.match(table)):
+        if table and not (re.fullmatch(_TABLE_NAME, table) or re.fullmatch(_TABLE_ARN, table)):
             raise ConfigError(
                 f"PREHEAT_CACHE_TABLE must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -) or "
                 f"table ARN, got {table!r}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,18 +24,17 @@ from functions.cache.flights import Flights
 from functions.cache.keys import Key, KeySpace
 from functions.cache.memory import MemoryCache
 from functions.cache.metrics import CacheMetrics
-from functions.cache.shared import BackgroundWriter, Guarded
+from functions.inference.dataplane import Embedder
 from functions.inference.errors import InvalidRequest
 from functions.inference.tasks.embedding import Embeddings
+
+if TYPE_CHECKING:  # the shared-tier machinery is imported only when a shared tier is configured
+    from functions.cache.shared import Guarded
 
 log = logging.getLogger("preheat")
 
 MISS = "miss"
 MEMORY = "memory"
-
-
-class Embedder(Protocol):
-    def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
 class CachedEmbedder:
@@ -59,7 +58,11 @@ class CachedEmbedder:
         self.shared = shared
         self.metrics = metrics
         self.ttl_seconds = ttl_seconds
-        self.writer = BackgroundWriter(shared) if shared is not None and background_writes else None
+        self.writer = None
+        if shared is not None and background_writes:
+            from functions.cache.shared import BackgroundWriter
+
+            self.writer = BackgroundWriter(shared)
         self._flights: Flights[tuple[Entry, str]] = Flights()
         self.value_bytes = codec.size_of(dimensions)
         # Every answer of an embedding model has the same size, so "too large to cache" is decided once.
