@@ -54,6 +54,7 @@ class Guarded:
         self.timeout = timeout_seconds
         self.metrics = metrics
         self.breaker = breaker or Breaker()
+        self.longest_call = 0.0  # seconds: the most any request waited on this tier (benchmarks)
         self._ready = threading.Event()
         # Connecting (TCP, TLS, credentials) overlaps model loading instead of the first request.
         threading.Thread(target=self._prepare, name=f"preheat-cache-{self.name}", daemon=True).start()
@@ -80,6 +81,7 @@ class Guarded:
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """Values in key order (None for absent keys), or None when the tier was skipped or failed."""
+        started = time.monotonic()
         deadline = self._admit()
         if deadline is None:
             return None
@@ -88,10 +90,13 @@ class Guarded:
         except Exception as exc:
             self._failed(exc, "read")
             return None
+        finally:
+            self.longest_call = max(self.longest_call, time.monotonic() - started)
         self._succeeded()
         return values
 
     def put_many(self, items: Sequence[tuple[str, bytes]], expires_at: int) -> bool:
+        started = time.monotonic()
         deadline = self._admit()
         if deadline is None:
             return False
@@ -100,6 +105,8 @@ class Guarded:
         except Exception as exc:
             self._failed(exc, "write")
             return False
+        finally:
+            self.longest_call = max(self.longest_call, time.monotonic() - started)
         self._succeeded()
         return True
 
