@@ -61,9 +61,13 @@ def build(
     service: str = "preheat-test",
     **settings: Any,
 ) -> CachedEmbedder:
-    """A CachedEmbedder as Runtime.load builds it, with metrics flushed after every request."""
+    """A CachedEmbedder as Runtime.load builds it, with metrics flushed after every request.
+
+    The shared-tier timeout defaults to 1 s, not 25 ms: on a busy CI machine a healthy local Redis
+    can take longer than 25 ms, and tests about behaviour must not depend on the machine's load.
+    Tests about timeouts set their own."""
     assert manifest.text is not None
-    s = CacheSettings(**{"metrics_interval_seconds": 0.0, **settings})
+    s = CacheSettings(**{"metrics_interval_seconds": 0.0, "timeout_ms": 1000, **settings})
     metrics = CacheMetrics(service=service, namespace="PreheatTest", interval=s.metrics_interval_seconds)
     shared = Guarded(tier, timeout_seconds=s.timeout_ms / 1000, metrics=metrics) if tier is not None else None
     if shared is not None:
