@@ -23,6 +23,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -258,6 +260,11 @@ def cold_path(samples: int, redis_url: str | None, dynamo_url: str | None, progr
 
 
 def run(args: argparse.Namespace) -> int:
+    with _capture_cache_logs() as logged:
+        return _run(args, logged)
+
+
+def _run(args: argparse.Namespace, logged: list[str]) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -269,7 +276,6 @@ def run(args: argparse.Namespace) -> int:
     from scripts.cache_servers import MotoDynamo, RedisServer, redis_binary
 
     console = Console()
-    logged = _capture_cache_logs()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if not (args.model_dir / "manifest.json").exists():
         console.print(f"[red]{args.model_dir} has no model[/]: run `preheat build` (or `make model`) first")
@@ -293,6 +299,8 @@ def run(args: argparse.Namespace) -> int:
 
     def build_cached(env: dict[str, str], **overrides: Any) -> Any:
         """An instance's CachedEmbedder, configured as the runtime configures it: from settings."""
+        # Writes as on Lambda (before answering), so each miss's latency includes its write.
+        env = {"PREHEAT_CACHE_WRITE": "sync", **env}
         settings = replace(CacheSettings.from_env(env), metrics_interval_seconds=3600.0, **overrides)
         cache = EmbeddingCache.open(
             manifest, truncate=True, service="bench", namespace="PreheatBench", settings=settings, env=env
@@ -435,8 +443,10 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.get("failed_requests_during_outage", 0) == 0 else 1
 
 
-def _capture_cache_logs() -> list[str]:
-    """The cache logs through the `preheat` logger; keep its lines for the report, off the progress bars."""
+@contextmanager
+def _capture_cache_logs() -> Iterator[list[str]]:
+    """The cache logs through the `preheat` logger; keep its lines for the report, off the progress
+    bars, and put the logger back as it was afterwards."""
     import logging
     import re
 
@@ -449,10 +459,16 @@ def _capture_cache_logs() -> list[str]:
             lines.append(f"{record.levelname} " + re.sub(r"after [\d.]+ s", "after N s", text))
 
     log = logging.getLogger("preheat")
-    log.addHandler(Keep(logging.INFO))
+    handler, level, propagate = Keep(logging.INFO), log.level, log.propagate
+    log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    return lines
+    try:
+        yield lines
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def outage(
@@ -529,17 +545,26 @@ def plot(path: Path, model_runs: list[float], phases: dict[str, Phase]) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    series: dict[str, list[float]] = {"model run": model_runs}
-    for name, phase in phases.items():
-        for served_by, values in phase.latencies.items():
-            label = f"{name}: {served_by}" if served_by != name else f"{name}: hit"
-            series[label] = values
+    # Colour says which level answered, line style which phase: hits of one level line up.
+    colours = {"memory": "tab:green", "redis": "tab:red", "dynamodb": "tab:purple", "miss": "tab:orange"}
+    styles = {"memory": "-", "redis": "--", "dynamodb": "-.", "outage": ":"}
     fig, ax = plt.subplots(figsize=(9, 5))
-    for label, values in series.items():
-        if len(values) < 5:
-            continue
-        ordered = np.sort(np.asarray(values) * 1000)
-        ax.plot(ordered, np.linspace(0, 1, len(ordered)), label=f"{label} (n={len(ordered)})")
+    ordered = np.sort(np.asarray(model_runs) * 1000)
+    ax.plot(
+        ordered, np.linspace(0, 1, len(ordered)), color="black", lw=2, label=f"model alone (n={len(ordered)})"
+    )
+    for name, phase in phases.items():
+        for served_by, values in sorted(phase.latencies.items()):
+            if len(values) < 5:
+                continue
+            ordered = np.sort(np.asarray(values) * 1000)
+            ax.plot(
+                ordered,
+                np.linspace(0, 1, len(ordered)),
+                color=colours.get(served_by, "tab:gray"),
+                linestyle=styles.get(name, "-"),
+                label=f"{name} phase: {served_by} (n={len(ordered)})",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("latency per request (ms, log scale)")
     ax.set_ylabel("fraction of requests")
