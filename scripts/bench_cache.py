@@ -209,6 +209,50 @@ print(json.dumps((time.perf_counter() - t) * 1000))
 """
 
 
+HANDLER = """
+import json, time, sys
+from types import SimpleNamespace
+t = time.perf_counter()
+import functions.inference.handler as h
+ready = time.perf_counter()
+body = json.dumps({{"input": "a sentence nobody has sent before, number " + sys.argv[1],
+                   "model": h.RUNTIME.manifest.name}})
+event = {{"version": "2.0", "rawPath": "/v1/embeddings", "rawQueryString": "", "body": body,
+         "headers": {{"content-type": "application/json"}}, "isBase64Encoded": False,
+         "requestContext": {{"http": {{"method": "POST", "path": "/v1/embeddings"}}}}}}
+result = h.handler(event, SimpleNamespace(aws_request_id="bench"))
+done = time.perf_counter()
+assert result["statusCode"] == 200 and result["headers"]["x-preheat-cache"] == "miss", result
+print(json.dumps([(ready - t) * 1000, (done - ready) * 1000]))
+"""
+
+
+def fresh_handler(samples: int, env: dict[str, str]) -> dict[str, float] | None:
+    """Lambda-like cold starts in fresh processes: the handler's import (init: model, cache, tier
+    connect) and its first request, a miss whose answer is written to the tier before it returns."""
+    full = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    full.update(env, AWS_LAMBDA_FUNCTION_NAME="preheat-bench", PREHEAT_THREADS="1")
+    init, first = [], []
+    for i in range(samples + 1):
+        out = subprocess.run(
+            [sys.executable, "-c", HANDLER.format(), str(time.time_ns() + i)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=full,
+        )
+        if out.returncode != 0:
+            return None
+        if i:
+            a, b = json.loads(out.stdout.strip().splitlines()[-1])
+            init.append(a)
+            first.append(b)
+    return {
+        "init_ms": round(statistics.median(init), 1),
+        "first_request_ms": round(statistics.median(first), 1),
+    }
+
+
 def fresh_ms(code: str, samples: int, *args: str) -> float | None:
     """Median over fresh interpreters. Bytecode is written and used, as a deployed package ships it
     (a first untimed run compiles): with PYTHONDONTWRITEBYTECODE every import would recompile."""
@@ -225,7 +269,13 @@ def fresh_ms(code: str, samples: int, *args: str) -> float | None:
     return round(statistics.median(values), 1)
 
 
-def cold_path(samples: int, redis_url: str | None, dynamo_url: str | None, progress: Any) -> dict[str, Any]:
+def cold_path(
+    samples: int,
+    redis_url: str | None,
+    dynamo_env: dict[str, str] | None,
+    model_dir: Path,
+    progress: Any,
+) -> dict[str, Any]:
     """Milliseconds each choice adds to a cold start, on top of what the runtime imports anyway."""
     imports = {
         "functions.cache (default: in-process level)": ("", "import functions.cache"),
@@ -238,8 +288,9 @@ def cold_path(samples: int, redis_url: str | None, dynamo_url: str | None, progr
         "botocore.session": ("", "import botocore.session"),
         "boto3": ("", "import boto3"),
     }
-    task = progress.add_task("cold path", total=len(imports) + 4)
-    out: dict[str, Any] = {"import_ms": {}, "first_call_ms": {}}
+    dynamo_url = dynamo_env["AWS_ENDPOINT_URL_DYNAMODB"] if dynamo_env else None
+    task = progress.add_task("cold path", total=len(imports) + 4 + 3)
+    out: dict[str, Any] = {"import_ms": {}, "first_call_ms": {}, "handler": {}}
     for name, (extra, statement) in imports.items():
         preload = PRELOAD + ("\n" + extra if extra else "")
         out["import_ms"][name] = fresh_ms(IMPORT.format(preload=preload, statement=statement), samples)
@@ -252,6 +303,17 @@ def cold_path(samples: int, redis_url: str | None, dynamo_url: str | None, progr
     }
     for name, (code, url) in calls.items():
         out["first_call_ms"][name] = fresh_ms(code.format(preload=PRELOAD), samples, url) if url else None
+        progress.advance(task)
+    handlers: dict[str, dict[str, str] | None] = {
+        "in-process level only": {},
+        "+ redis": {"PREHEAT_CACHE_REDIS_URL": redis_url} if redis_url else None,
+        # moto answers slowly: the widened budget lets the first request's write land.
+        "+ dynamodb (moto)": {**dynamo_env, "PREHEAT_CACHE_TIMEOUT_MS": "1000"} if dynamo_env else None,
+    }
+    for name, env in handlers.items():
+        out["handler"][name] = (
+            fresh_handler(samples, {"PREHEAT_MODEL_DIR": str(model_dir), **env}) if env is not None else None
+        )
         progress.advance(task)
     return out
 
@@ -351,10 +413,8 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
         result["levels"]["redis"] = shared.level("redis", ("memory",))
         result["fleet_memory_redis"] = shared.level("memory", ())
 
-        dynamo_url = None
         if "dynamodb" not in skip:
             with MotoDynamo() as dynamo:
-                dynamo_url = dynamo.endpoint_url
                 phase = phases["dynamodb"] = Phase("dynamodb")
                 # moto takes milliseconds per call where DynamoDB takes a few: the budget is widened
                 # so that this phase measures hit rates, not moto's speed.
@@ -363,9 +423,11 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
                 replay(phase, fleet_ddb, texts, stream, progress)
                 result["levels"]["dynamodb"] = phase.level("dynamodb", ("memory",))
                 if "cold" not in skip:
-                    result["cold_path"] = cold_path(args.samples, redis.url, dynamo_url, progress)
+                    result["cold_path"] = cold_path(
+                        args.samples, redis.url, dynamo.env(), args.model_dir.resolve(), progress
+                    )
         elif "cold" not in skip:
-            result["cold_path"] = cold_path(args.samples, redis.url, None, progress)
+            result["cold_path"] = cold_path(args.samples, redis.url, None, args.model_dir.resolve(), progress)
 
         if "outage" not in skip:
             result["outage"] = outage(args, texts, redis, progress, phases, build_cached)
@@ -428,6 +490,9 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
         for group in ("import_ms", "first_call_ms"):
             for name, value in result["cold_path"][group].items():
                 cold.add_row(f"{group.split('_')[0]}: {name}", "—" if value is None else f"{value:.1f}")
+        for name, pair in result["cold_path"]["handler"].items():
+            for key, label in (("init_ms", "init"), ("first_request_ms", "first request (miss + write)")):
+                cold.add_row(f"handler {label}: {name}", "—" if pair is None else f"{pair[key]:.1f}")
         console.print(cold)
     if logged:
         console.print(f"cache log lines ({len(logged)}, one per instance per outage and recovery):")
