@@ -35,6 +35,8 @@ BACKGROUND_SECONDS = 10.0  # the budget of a credentials fetch in the background
 
 class DynamoTier:
     name = "dynamodb"
+    read_batch = MAX_BATCH_GET
+    write_batch = MAX_BATCH_WRITE
 
     def __init__(
         self,

@@ -1,6 +1,7 @@
 """A shared tier behind guards: it can make a request faster, never slower than the timeout, never fail.
 
-Every call gets one deadline (PREHEAT_CACHE_TIMEOUT_MS). A failure or timeout is counted
+Every call gets one deadline: PREHEAT_CACHE_TIMEOUT_MS per round trip it needs (one for up to 100
+keys read, or 25 items written to DynamoDB), so a single text waits at most the timeout. A failure or timeout is counted
 (CacheErrors), logged once when the tier goes away and once when it comes back, and opens a circuit
 breaker so that the next requests skip the tier entirely until a probe finds it healthy again.
 """
@@ -28,6 +29,10 @@ PREPARE_MIN_SECONDS = 1.0
 
 class SharedTier(Protocol):
     name: str
+    # Keys per round trip: a call gets one timeout per round trip it needs, so that a large
+    # request to a healthy tier is not mistaken for an outage.
+    read_batch: int
+    write_batch: int
 
     def prepare(self, budget: float) -> None:
         """Connect and make one round trip, in at most `budget` seconds of network time."""
@@ -70,9 +75,9 @@ class Guarded:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
-    def _admit(self) -> float | None:
+    def _admit(self, items: int, batch: int) -> float | None:
         """The call's deadline, or None when the tier is to be skipped."""
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.timeout * max(1, -(-items // batch))
         if not self._ready.is_set() and not self._ready.wait(self.timeout):
             return None  # still connecting at init: not an error, just not yet
         if not self.breaker.allow():
@@ -82,7 +87,7 @@ class Guarded:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """Values in key order (None for absent keys), or None when the tier was skipped or failed."""
         started = time.monotonic()
-        deadline = self._admit()
+        deadline = self._admit(len(keys), self.tier.read_batch)
         if deadline is None:
             return None
         try:
@@ -97,7 +102,7 @@ class Guarded:
 
     def put_many(self, items: Sequence[tuple[str, bytes]], expires_at: int) -> bool:
         started = time.monotonic()
-        deadline = self._admit()
+        deadline = self._admit(len(items), self.tier.write_batch)
         if deadline is None:
             return False
         try:

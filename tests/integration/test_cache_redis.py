@@ -267,3 +267,18 @@ def test_through_the_handler_a_new_instance_is_served_by_redis(
         "memory": [0.0, 1.0, 0.0],
         "redis": [1.0, 0.0, 0.0],
     }
+
+
+def test_a_large_request_gets_one_timeout_per_round_trip(redis: RedisServer) -> None:
+    from functions.cache.metrics import CacheMetrics
+    from functions.cache.shared import Guarded
+
+    guarded = Guarded(
+        RedisTier(redis.url), timeout_seconds=0.5, metrics=CacheMetrics(service="s", namespace="n")
+    )
+    assert guarded.wait_ready(10)
+    for keys, rounds in ((1, 1), (100, 1), (101, 2), (250, 3)):
+        deadline = guarded._admit(keys, guarded.tier.read_batch)
+        assert deadline is not None
+        assert deadline - time.monotonic() == pytest.approx(0.5 * rounds, abs=0.05)
+    assert guarded.get_many([f"k{i}" for i in range(250)]) == [None] * 250
