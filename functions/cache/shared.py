@@ -93,10 +93,10 @@ class Guarded:
         try:
             values = self.tier.get_many(keys, deadline)
         except Exception as exc:
+            self._waited(started)
             self._failed(exc, "read")
             return None
-        finally:
-            self.longest_call = max(self.longest_call, time.monotonic() - started)
+        self._waited(started)
         self._succeeded()
         return values
 
@@ -108,12 +108,15 @@ class Guarded:
         try:
             self.tier.put_many(items, expires_at, deadline)
         except Exception as exc:
+            self._waited(started)
             self._failed(exc, "write")
             return False
-        finally:
-            self.longest_call = max(self.longest_call, time.monotonic() - started)
+        self._waited(started)
         self._succeeded()
         return True
+
+    def _waited(self, started: float) -> None:
+        self.longest_call = max(self.longest_call, time.monotonic() - started)
 
     def _failed(self, exc: Exception, what: str) -> None:
         self.metrics.count(self.name, errors=1)
