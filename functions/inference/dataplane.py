@@ -300,7 +300,8 @@ def _array(name: str, data: list[Any], dtype: str) -> np.ndarray:
             raise InvalidTensor(f"input {name!r}: a value is out of range for {target.name}")
     elif target.kind == "b" and raw.dtype.kind != "b":
         raise InvalidTensor(f"input {name!r} is BOOL: 'data' must hold true/false")
-    array = raw.astype(target)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        array = raw.astype(target)
     if target.kind == "f" and not np.isfinite(array).all():
         raise InvalidTensor(f"input {name!r}: a value is not finite in {target.name}")
     return array.ravel()
