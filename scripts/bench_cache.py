@@ -150,7 +150,7 @@ def replay(phase: Phase, fleet: list[Any], texts: list[str], stream: list[int], 
 # -- cold path ------------------------------------------------------------------------------------
 
 # Everything the handler has imported before the cache is opened (numpy, onnxruntime, tokenizers,
-# msgspec, Powertools): preloaded before the clock starts, so each figure is what it adds on top.
+# msgspec, the EMF writer): preloaded before the clock starts, so each figure is what it adds on top.
 PRELOAD = (
     "import functions.inference.dataplane, functions.inference.tasks.embedding, "
     "functions.inference.settings, functions.metrics"
