@@ -19,6 +19,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "build", "scripts.build", "build the default model into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
+    ("bench", "cache", "scripts.bench_cache", "replay a Zipf request stream through the cache tier"),
     ("bench", "handler", "scripts.bench_handler", "cold start and warm latency of the Lambda handler vs the floor"),
     ("", "up", "scripts.up", "start the local twin (Lambda + Function URLs + moto) in the background"),
     ("", "down", "scripts.down", "stop the local twin"),
