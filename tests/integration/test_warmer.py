@@ -38,4 +38,10 @@ def test_missing_target_fails_at_init_naming_the_variable(load_warmer, monkeypat
 def test_a_fan_out_above_the_maximum_is_clamped_and_says_so(load_warmer):
     warmer = load_warmer(PREHEAT_WARM_FUNCTION="fn", PREHEAT_WARM_MAX_CONCURRENCY="2")
     request = warmer.parse_event({"concurrency": 9, "hold_ms": 200}, warmer.SETTINGS)
-    assert request == {"concurrency": 2, "hold_ms": 200, "function": "fn", "qualifier": None, "clamped_from": 9}
+    assert request == {
+        "concurrency": 2,
+        "hold_ms": 200,
+        "function": "fn",
+        "qualifier": None,
+        "clamped_from": 9,
+    }

@@ -66,8 +66,15 @@ def controller(name: str, target: str, **env: str) -> FunctionSpec:
         **FAST_RETRIES,
         **env,
     }
-    return FunctionSpec(name, "warmers.controller.handler", ROOT, env=settings, memory_mb=256, timeout_s=90,
-                        url_qualifier=None)
+    return FunctionSpec(
+        name,
+        "warmers.controller.handler",
+        ROOT,
+        env=settings,
+        memory_mb=256,
+        timeout_s=90,
+        url_qualifier=None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +98,37 @@ def twin(tmp_path_factory: pytest.TempPathFactory, embedding_dir: Path) -> Itera
             tiny("bursty", embedding_dir),
             tiny("live", embedding_dir),
             FunctionSpec("not-preheat", "tests.support.twin_handlers.echo", ROOT, url_qualifier=None),
-            FunctionSpec("warmer", "warmers.warmer.handler", ROOT, env=warmer_env, memory_mb=256, timeout_s=90,
-                         url_qualifier=None),
-            controller("controller-pc", "provisioned", PREHEAT_POLICY="target-tracking",
-                       PREHEAT_HISTORY_MINUTES="60"),
-            controller("controller-throttled", "throttled", PREHEAT_POLICY="scheduled",
-                       PREHEAT_RETRY_ATTEMPTS="5"),
-            controller("controller-bursts", "bursty", PREHEAT_POLICY="preheat", PREHEAT_PC_MODE="off",
-                       PREHEAT_MAX_CONCURRENCY="4", PREHEAT_WARM_HOLD_MS="600", PREHEAT_HISTORY_MINUTES="120"),
-            controller("controller-live", "live", PREHEAT_POLICY="preheat", PREHEAT_WARMER_FUNCTION="warmer",
-                       PREHEAT_HISTORY_MINUTES="20"),
+            FunctionSpec(
+                "warmer",
+                "warmers.warmer.handler",
+                ROOT,
+                env=warmer_env,
+                memory_mb=256,
+                timeout_s=90,
+                url_qualifier=None,
+            ),
+            controller(
+                "controller-pc", "provisioned", PREHEAT_POLICY="target-tracking", PREHEAT_HISTORY_MINUTES="60"
+            ),
+            controller(
+                "controller-throttled", "throttled", PREHEAT_POLICY="scheduled", PREHEAT_RETRY_ATTEMPTS="5"
+            ),
+            controller(
+                "controller-bursts",
+                "bursty",
+                PREHEAT_POLICY="preheat",
+                PREHEAT_PC_MODE="off",
+                PREHEAT_MAX_CONCURRENCY="4",
+                PREHEAT_WARM_HOLD_MS="600",
+                PREHEAT_HISTORY_MINUTES="120",
+            ),
+            controller(
+                "controller-live",
+                "live",
+                PREHEAT_POLICY="preheat",
+                PREHEAT_WARMER_FUNCTION="warmer",
+                PREHEAT_HISTORY_MINUTES="20",
+            ),
         ),
         # Fired on demand through the control API; an hour keeps it from firing on its own mid-test.
         schedules=(Schedule("warm-pinged", "rate(1 hour)", "warmer", "live"),),
@@ -252,17 +280,19 @@ def test_a_fan_out_above_reserved_concurrency_degrades_to_what_is_allowed(twin: 
     twin.reset("capped")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="functions/inference/warmup.py answers cold=True for any instance's first invocation, "
-    "also a provisioned one whose INIT ran ahead (no request waited): the warmer over-counts cold starts",
-)
 def test_pings_that_land_on_provisioned_instances_are_not_cold_starts(twin: TwinClient, lam: Any) -> None:
-    lam.put_provisioned_concurrency_config(FunctionName="pc-pinged", Qualifier="live",
-                                           ProvisionedConcurrentExecutions=2)
+    lam.put_provisioned_concurrency_config(
+        FunctionName="pc-pinged", Qualifier="live", ProvisionedConcurrentExecutions=2
+    )
     try:
-        wait_for(lambda: lam.get_provisioned_concurrency_config(FunctionName="pc-pinged", Qualifier="live")[
-            "Status"] == "READY", timeout=60, what="provisioned concurrency READY")
+        wait_for(
+            lambda: (
+                lam.get_provisioned_concurrency_config(FunctionName="pc-pinged", Qualifier="live")["Status"]
+                == "READY"
+            ),
+            timeout=60,
+            what="provisioned concurrency READY",
+        )
         seq, _ = twin.invocations()
         report = run(lam, "warmer", {"concurrency": 2, "hold_ms": 500, "function": "pc-pinged"})
         pinged = records(twin, "pc-pinged", seq)
@@ -275,7 +305,9 @@ def test_pings_that_land_on_provisioned_instances_are_not_cold_starts(twin: Twin
         twin.reset("pc-pinged", provisioned=True)
 
 
-def test_throttled_pings_are_retried_and_persistent_throttling_is_reported(faults: TwinClient, lam: Any) -> None:
+def test_throttled_pings_are_retried_and_persistent_throttling_is_reported(
+    faults: TwinClient, lam: Any
+) -> None:
     twin = faults
     blip = fault(twin, operation="Invoke", function="pinged", count=2)
     report = run(lam, "warmer", {"concurrency": 1, "hold_ms": 0})
@@ -344,20 +376,34 @@ def test_controller_sets_provisioned_concurrency_within_its_maximum_and_requests
     assert embed(twin, "provisioned", 1)[0].headers["x-preheat-start"] == "cold"
 
     # Unbounded, the policy would want 3 (an average concurrency of 2 at a 0.7 utilization target).
-    history = read_history(cloudwatch, namespace="Preheat", service="provisioned", end=now, minutes=60,
-                           backoff=Backoff())
-    assert decide(ControllerSettings(policy="target-tracking", max_concurrency=10), history).provisioned[0] == 3
+    history = read_history(
+        cloudwatch, namespace="Preheat", service="provisioned", end=now, minutes=60, backoff=Backoff()
+    )
+    assert (
+        decide(ControllerSettings(policy="target-tracking", max_concurrency=10), history).provisioned[0] == 3
+    )
 
     try:
         report = run(lam, "controller-pc", scheduled_event(now))
         assert report.get("decision") == {"provisioned": 2, "pings": 0, "max": 2}, report
         assert report["history"]["invocations"] == 1800
         (action,) = report["actions"]
-        assert (action["target"], action["action"], action["previous"], action["desired"]) == ("lambda-pc", "set", 0, 2)
+        assert (action["target"], action["action"], action["previous"], action["desired"]) == (
+            "lambda-pc",
+            "set",
+            0,
+            2,
+        )
         ready = wait_for(
-            lambda: (c := lam.get_provisioned_concurrency_config(FunctionName="provisioned", Qualifier="live"))[
-                "Status"] == "READY" and c,
-            timeout=60, what="provisioned concurrency READY",
+            lambda: (
+                (c := lam.get_provisioned_concurrency_config(FunctionName="provisioned", Qualifier="live"))[
+                    "Status"
+                ]
+                == "READY"
+                and c
+            ),
+            timeout=60,
+            what="provisioned concurrency READY",
         )
         assert ready["RequestedProvisionedConcurrentExecutions"] == 2
         kinds = [i["kind"] for i in instances(twin, "provisioned")]
@@ -374,10 +420,16 @@ def test_controller_sets_provisioned_concurrency_within_its_maximum_and_requests
         assert run(lam, "controller-pc", scheduled_event(now))["actions"][0]["action"] == "unchanged"
         later = run(lam, "controller-pc", scheduled_event(now + timedelta(hours=1)))
         assert later["history"]["invocations"] == 0
-        assert (later["actions"][0]["action"], later["actions"][0]["previous"], later["actions"][0]["desired"]) == (
-            "set", 2, 1)
-        wait_for(lambda: [i["kind"] for i in instances(twin, "provisioned")].count("provisioned-concurrency") == 1,
-                 timeout=30, what="one provisioned instance to retire")
+        assert (
+            later["actions"][0]["action"],
+            later["actions"][0]["previous"],
+            later["actions"][0]["desired"],
+        ) == ("set", 2, 1)
+        wait_for(
+            lambda: [i["kind"] for i in instances(twin, "provisioned")].count("provisioned-concurrency") == 1,
+            timeout=30,
+            what="one provisioned instance to retire",
+        )
     finally:
         drop_pc(lam, "provisioned")
         twin.reset("provisioned", provisioned=True)
@@ -390,8 +442,14 @@ def test_throttled_provisioned_concurrency_api_is_retried_with_backoff_and_never
     day = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)  # `scheduled`: 1 from 08:00
     night = day.replace(hour=21)  # and none after 20:00
     twin.reset("throttled", provisioned=True)
-    error = fault(twin, operation="GetProvisionedConcurrencyConfig", function="throttled", count=1, status=500,
-                  code="ServiceException")
+    error = fault(
+        twin,
+        operation="GetProvisionedConcurrencyConfig",
+        function="throttled",
+        count=1,
+        status=500,
+        code="ServiceException",
+    )
     throttle = fault(twin, operation="PutProvisionedConcurrencyConfig", function="throttled", count=3)
     try:
         report = run(lam, "controller-throttled", scheduled_event(day))
@@ -401,8 +459,14 @@ def test_throttled_provisioned_concurrency_api_is_retried_with_backoff_and_never
         assert 0 < action["slept_ms"] <= 20 + (20 + 40 + 80)  # full-jitter backoff from 20 ms, per call
         hits = fault_state(twin, throttle)["hits"]
         assert len(hits) == 3 and fault_state(twin, error)["answered"] == 1
-        wait_for(lambda: lam.get_provisioned_concurrency_config(FunctionName="throttled", Qualifier="live")["Status"]
-                 == "READY", timeout=60, what="provisioned concurrency READY")
+        wait_for(
+            lambda: (
+                lam.get_provisioned_concurrency_config(FunctionName="throttled", Qualifier="live")["Status"]
+                == "READY"
+            ),
+            timeout=60,
+            what="provisioned concurrency READY",
+        )
         assert embed(twin, "throttled", 1)[0].headers["x-preheat-start"] == "provisioned"
 
         # At night the schedule asks for none, and the API refuses every call: reported, not raised.
@@ -420,8 +484,11 @@ def test_throttled_provisioned_concurrency_api_is_retried_with_backoff_and_never
         twin.control("DELETE", "faults")
         report = run(lam, "controller-throttled", scheduled_event(night))
         assert (report["actions"][0]["action"], report["actions"][0]["previous"]) == ("set", 1)
-        wait_for(lambda: not [i for i in instances(twin, "throttled") if i["kind"] == "provisioned-concurrency"],
-                 timeout=30, what="the provisioned instance to retire")
+        wait_for(
+            lambda: not [i for i in instances(twin, "throttled") if i["kind"] == "provisioned-concurrency"],
+            timeout=30,
+            what="the provisioned instance to retire",
+        )
     finally:
         twin.control("DELETE", "faults")
         drop_pc(lam, "throttled")
@@ -454,8 +521,10 @@ def test_a_metrics_outage_leaves_every_setting_alone(faults: TwinClient, lam: An
     day = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
     outage = fault(twin, operation="GetMetricData", count=1000, status=503, code="ServiceUnavailable")
     # Probes: had the controller touched provisioned concurrency, these would have answered.
-    probes = [fault(twin, operation=op, function="throttled", count=1, status=500, code="ServiceException")
-              for op in ("GetProvisionedConcurrencyConfig", "PutProvisionedConcurrencyConfig")]
+    probes = [
+        fault(twin, operation=op, function="throttled", count=1, status=500, code="ServiceException")
+        for op in ("GetProvisionedConcurrencyConfig", "PutProvisionedConcurrencyConfig")
+    ]
     report = run(lam, "controller-throttled", scheduled_event(day))
     assert report["error"]["code"] == "metrics_unavailable"
     assert "ServiceUnavailable" in report["error"]["message"]
@@ -463,22 +532,29 @@ def test_a_metrics_outage_leaves_every_setting_alone(faults: TwinClient, lam: An
     assert [fault_state(twin, p)["answered"] for p in probes] == [0, 0]
 
 
-def test_after_bursts_the_controller_warms_as_many_instances_as_they_needed(twin: TwinClient, lam: Any) -> None:
+def test_after_bursts_the_controller_warms_as_many_instances_as_they_needed(
+    twin: TwinClient, lam: Any
+) -> None:
     """preheat's decision is a fan-out: the controller pings that many instances of the function."""
     # Bursts of ~4 requests in flight every 12 minutes, the last 8 minutes ago: Lambda's keep-alive
     # (10 minutes) is about to lose those instances before the next burst, so the pool is pinged now.
     now = floor_minute(datetime.now(UTC)) - timedelta(hours=6)
     cloudwatch = twin.boto3_client("cloudwatch")
     put_history(cloudwatch, BURSTS, 2500.0, now=now, service="bursty")
-    history = read_history(cloudwatch, namespace="Preheat", service="bursty", end=now, minutes=120,
-                           backoff=Backoff())
+    history = read_history(
+        cloudwatch, namespace="Preheat", service="bursty", end=now, minutes=120, backoff=Backoff()
+    )
     unbounded = decide(ControllerSettings(policy="preheat", max_concurrency=10, warm_hold_ms=600), history)
     assert unbounded.pings[0] > 4
     twin.reset("bursty")
     seq, _ = twin.invocations()
     report = run(lam, "controller-bursts", scheduled_event(now))
     k = report["decision"]["pings"]
-    assert k == 4 and report["decision"] == {"provisioned": 0, "pings": 4, "max": 4}  # PREHEAT_MAX_CONCURRENCY
+    assert k == 4 and report["decision"] == {
+        "provisioned": 0,
+        "pings": 4,
+        "max": 4,
+    }  # PREHEAT_MAX_CONCURRENCY
     (warm,) = report["actions"]
     assert (warm["target"], warm["action"]) == ("warmer", "invoked"), warm
     assert (warm["detail"]["instances"], warm["detail"]["cold"]) == (k, k)
@@ -494,7 +570,9 @@ def test_after_bursts_the_controller_warms_as_many_instances_as_they_needed(twin
     twin.reset("bursty")
 
 
-def test_real_invocations_drive_the_controller_through_cloudwatch_to_the_warmer(twin: TwinClient, lam: Any) -> None:
+def test_real_invocations_drive_the_controller_through_cloudwatch_to_the_warmer(
+    twin: TwinClient, lam: Any
+) -> None:
     """Requests through the Function URL -> the handler's EMF -> CloudWatch (moto) -> the controller's
     preheat policy -> an asynchronous warmer run -> a warm instance for the next request."""
     twin.reset("live")
@@ -502,8 +580,12 @@ def test_real_invocations_drive_the_controller_through_cloudwatch_to_the_warmer(
         time.sleep(61 - datetime.now(UTC).second)
     minute = floor_minute(datetime.now(UTC))
     client = twin.url_client("live")
-    starts = [client.request("POST", "/v1/embeddings", {"input": f"request {i}", "model": "tiny"})
-              .headers["x-preheat-start"] for i in range(5)]
+    starts = [
+        client.request("POST", "/v1/embeddings", {"input": f"request {i}", "model": "tiny"}).headers[
+            "x-preheat-start"
+        ]
+        for i in range(5)
+    ]
     client.close()
     assert starts == ["cold"] + ["warm"] * 4
     assert floor_minute(datetime.now(UTC)) == minute
@@ -522,7 +604,11 @@ def test_real_invocations_drive_the_controller_through_cloudwatch_to_the_warmer(
     if of_day(later) % 8 == 0:
         later += timedelta(minutes=1)
     idle = run(lam, "controller-live", scheduled_event(later))
-    assert idle["history"]["invocations"] == 0 and idle["decision"] == {"provisioned": 0, "pings": 0, "max": 2}
+    assert idle["history"]["invocations"] == 0 and idle["decision"] == {
+        "provisioned": 0,
+        "pings": 0,
+        "max": 2,
+    }
     assert [a["target"] for a in idle["actions"]] == ["lambda-pc"]
     assert records(twin, "warmer", seq) == [] and instances(twin, "live") == []
 
@@ -536,8 +622,10 @@ def test_real_invocations_drive_the_controller_through_cloudwatch_to_the_warmer(
     pc, warm = due["actions"]
     assert (pc["target"], pc["action"], pc["desired"]) == ("lambda-pc", "unchanged", 0)
     assert (warm["target"], warm["action"], warm["detail"]) == ("warmer", "invoked", {"warmer": "warmer"})
-    run_record = wait_for(lambda: [r for r in records(twin, "warmer", seq) if r["source"] == "event"],
-                          what="the warmer's asynchronous run")[0]
+    run_record = wait_for(
+        lambda: [r for r in records(twin, "warmer", seq) if r["source"] == "event"],
+        what="the warmer's asynchronous run",
+    )[0]
     assert run_record["outcome"] == "ok"
     ping = wait_for(lambda: records(twin, "live", seq), what="the warmer's ping")[0]
     assert ping["cold"] and ping["outcome"] == "ok"
@@ -559,19 +647,26 @@ def test_the_default_stack_wires_warmer_and_controller_to_the_inference_function
         pytest.fail(f"{ROOT / DEFAULT_MODEL_DIR} is missing: run `make model` (make test builds it first)")
     config = default_config(ROOT, state_dir=tmp_path)
     assert {(s.name, s.expression) for s in config.schedules} == {
-        ("preheat-warmer", "rate(5 minutes)"), ("preheat-controller", "rate(1 minute)")}
+        ("preheat-warmer", "rate(5 minutes)"),
+        ("preheat-controller", "rate(1 minute)"),
+    }
     with running(config) as twin:
         twin.control("POST", "schedules/preheat-warmer/fire")
         warmer = wait_for(lambda: records(twin, "preheat-warmer", 0), timeout=60, what="the warmer run")[0]
         assert warmer["outcome"] == "ok" and warmer["source"] == "schedule:preheat-warmer"
         ping = wait_for(lambda: records(twin, DEFAULT_FUNCTION, 0), timeout=60, what="the warmer's ping")[0]
         assert ping["outcome"] == "ok" and ping["cold"] and ping["qualifier"] == "live"
-        blob = wait_for(lambda: log_blobs(twin, "preheat-warmer", "WarmupInstances"), what="the warmer's metrics")[0]
+        blob = wait_for(
+            lambda: log_blobs(twin, "preheat-warmer", "WarmupInstances"), what="the warmer's metrics"
+        )[0]
         assert (blob["WarmupInstances"], blob["WarmupColdStarts"], blob["WarmupErrors"]) == (1, 1, 0)
 
         twin.control("POST", "schedules/preheat-controller/fire")
-        report = wait_for(lambda: log_blobs(twin, "preheat-controller", "controller run"), timeout=60,
-                          what="the controller's report")[0]
+        report = wait_for(
+            lambda: log_blobs(twin, "preheat-controller", "controller run"),
+            timeout=60,
+            what="the controller's report",
+        )[0]
         assert "error" not in report, report
         assert report["decision"]["max"] == 2
         pc = report["actions"][0]

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 Reply = tuple[int, dict[str, str], bytes]
 
+
 @dataclass
 class Req:
     method: str
