@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "down", "scripts.down", "stop the local twin"),
     ("", "demo", "scripts.demo", "start a twin, send a cold burst then warm traffic, print cold and warm apart"),
     ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
+    ("deploy", "sagemaker", "scripts.deploy_sagemaker", "SageMaker Serverless endpoint via the SageMaker SDK (twin or --aws)"),
 ]
 # fmt: on
 
