@@ -152,8 +152,9 @@ def upload_model(session: Any, tarball: Path, bucket: str, name: str) -> str:
 
 
 def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_arn: str, model_data_url: str,
-           wait: bool = True) -> Deployed:
-    """Create the model, endpoint config and endpoint through the SDK, as `Model.deploy` does."""
+           wait: bool = True, poll_s: float = 30.0) -> Deployed:
+    """Create the model, endpoint config and endpoint through the SDK, as `Model.deploy` does. Waiting
+    polls DescribeEndpoint every `poll_s` (the SDK's own wait sleeps 30 s before its first look)."""
     from sagemaker.model import Model
     from sagemaker.serverless import ServerlessInferenceConfig
     from sagemaker.session import production_variant
@@ -169,7 +170,9 @@ def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_a
     model.create(serverless_inference_config=serverless)
     variant = production_variant(model_name=endpoint.model_name, variant_name=endpoint.variant_name,
                                  serverless_inference_config=serverless._to_request_dict())
-    session.endpoint_from_production_variants(name=endpoint.name, production_variants=[variant], wait=wait)
+    session.endpoint_from_production_variants(name=endpoint.name, production_variants=[variant], wait=False)
+    if wait:
+        session.wait_for_endpoint(endpoint.name, poll=poll_s)
     arn = session.sagemaker_client.describe_endpoint(EndpointName=endpoint.name)["EndpointArn"]
     return Deployed(endpoint, model_data_url, image_uri, role_arn, arn)
 
@@ -244,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     role = args.role or local_role(boto_session, endpoint_url)
     with console.status(f"creating model, endpoint config and endpoint {endpoint.name} (SageMaker SDK)…"):
         deployed = deploy(endpoint, session, image_uri=args.image_uri or LOCAL_IMAGE, role_arn=role,
-                          model_data_url=model_data_url, wait=not args.no_wait)
+                          model_data_url=model_data_url, wait=not args.no_wait, poll_s=30.0 if args.aws else 0.2)
     console.print(f"[green]deployed[/] {deployed.endpoint_arn}")
     console.print(f"  memory {endpoint.memory_mb} MB, max concurrency {endpoint.max_concurrency}, provisioned "
                   f"{endpoint.provisioned_concurrency or 0}; model {model_data_url}", highlight=False)

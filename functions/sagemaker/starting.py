@@ -16,6 +16,7 @@ numpy and ONNX Runtime are imported (they are, by `load()`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -75,14 +76,15 @@ class StartingApp:
             try:
                 app = self._load()
             except BaseException as exc:  # handed to the loop: every waiting request gets the reason
-                self._error = exc
                 log.error("the model failed to load: %s", exc)
                 if self._on_failure is not None:
                     self._on_failure(exc)
+                self._error = exc  # published last: whoever sees the state sees everything done
             else:
-                self._app = app
                 self.ready_ms = (self._clock() - self._started) * 1000
-            loop.call_soon_threadsafe(done.set)
+                self._app = app
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(done.set)
 
         self._thread = threading.Thread(target=run, name="preheat-load", daemon=True)
         self._thread.start()
