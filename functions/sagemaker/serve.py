@@ -113,7 +113,10 @@ def supervise(sock: socket.socket, container: ContainerSettings, started: float)
         children.append(pid)
     sock.close()
 
+    stopping: list[int] = []
+
     def forward(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
         for child in children:
             try:
                 os.kill(child, signum)
@@ -129,10 +132,11 @@ def supervise(sock: socket.socket, container: ContainerSettings, started: float)
             continue
         children.remove(pid)
         exit_code = os.waitstatus_to_exitcode(status)
-        if children and exit_code != 0:
+        clean = exit_code == 0 or (stopping and exit_code in (-signal.SIGTERM, -signal.SIGINT))
+        if not clean:
             code = 1
-            forward(signal.SIGTERM, None)
-        code = code or (1 if exit_code not in (0, -signal.SIGTERM, -signal.SIGINT) else 0)
+            if children and not stopping:  # one worker died: the container stops, SageMaker replaces it
+                forward(signal.SIGTERM, None)
     return code
 
 
