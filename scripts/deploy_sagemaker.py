@@ -125,10 +125,10 @@ def _link_or_copy(src: str, dst: str) -> None:
 def sdk_session(boto_session: Any, endpoint_url: str | None = None) -> Any:
     """A sagemaker.Session whose clients all use `endpoint_url` (the twin, moto) when given."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    import sagemaker
+    from sagemaker.session import Session
 
     kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
-    session = sagemaker.Session(
+    session = Session(
         boto_session=boto_session,
         sagemaker_client=boto_session.client("sagemaker", **kwargs),
         sagemaker_runtime_client=boto_session.client("sagemaker-runtime", **kwargs),
@@ -156,7 +156,7 @@ def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_a
     """Create the model, endpoint config and endpoint through the SDK, as `Model.deploy` does. Waiting
     polls DescribeEndpoint every `poll_s` (the SDK's own wait sleeps 30 s before its first look)."""
     from sagemaker.model import Model
-    from sagemaker.serverless import ServerlessInferenceConfig
+    from sagemaker.serverless.serverless_inference_config import ServerlessInferenceConfig
     from sagemaker.session import production_variant
 
     endpoint.validate()
@@ -168,8 +168,10 @@ def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_a
     model = Model(image_uri=image_uri, model_data=model_data_url, role=role_arn, env=dict(endpoint.environment),
                   name=endpoint.model_name, sagemaker_session=session)
     model.create(serverless_inference_config=serverless)
-    variant = production_variant(model_name=endpoint.model_name, variant_name=endpoint.variant_name,
-                                 serverless_inference_config=serverless._to_request_dict())
+    variant = production_variant(  # type: ignore[no-untyped-call]
+        model_name=endpoint.model_name, variant_name=endpoint.variant_name,
+        serverless_inference_config=serverless._to_request_dict(),  # type: ignore[no-untyped-call]
+    )
     session.endpoint_from_production_variants(name=endpoint.name, production_variants=[variant], wait=False)
     if wait:
         session.wait_for_endpoint(endpoint.name, poll=poll_s)

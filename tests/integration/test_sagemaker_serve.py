@@ -208,7 +208,7 @@ def test_several_workers_share_the_socket_each_with_its_model(embedding_dir: Pat
         ready = [e for e in serve.events() if e.get("message") == "ready"]
         assert len({e["pid"] for e in ready}) == 2 and serve.process.pid not in {e["pid"] for e in ready}
         for _ in range(4):
-            status, body = serve.request("POST", "/invocations", json.dumps({"input": "hello"}).encode())
+            status, _ = serve.request("POST", "/invocations", json.dumps({"input": "hello"}).encode())
             assert status == 200
         code = serve.stop()
     assert code == 0

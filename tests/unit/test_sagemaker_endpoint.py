@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import tarfile
 import tomllib
 from collections.abc import Iterator
@@ -89,7 +88,7 @@ def test_model_tarball_has_the_files_at_its_root_and_is_reproducible(embedding_d
 
 
 def test_pack_model_refuses_a_directory_without_a_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="manifest.json"):
+    with pytest.raises(ConfigError, match=r"manifest\.json"):
         deploy.pack_model(tmp_path, tmp_path / "model.tar.gz")
 
 
