@@ -128,13 +128,20 @@ class Container:
                 raise ContainerError(
                     "exited", f"the container exited ({exit_description(self._process.returncode)}) before passing "
                               f"/ping: {self.tail()}")
+            if listening is None:  # the kernel accepts connections once `serve` listens, before it answers
+                try:
+                    _, writer = await asyncio.wait_for(asyncio.open_connection(self.launch.host, self.port), 1.0)
+                    writer.close()
+                    listening = time.perf_counter()
+                except (OSError, TimeoutError):
+                    await asyncio.sleep(PING_INTERVAL_S / 2)
+                    continue
             try:
                 reply = await http11.request(self.launch.host, self.port, "GET", "/ping", timeout=PING_TIMEOUT_S)
             except (OSError, TimeoutError):
                 await asyncio.sleep(PING_INTERVAL_S)
                 continue
             now = time.perf_counter()
-            listening = listening or now
             first_ping = first_ping or now
             if reply.status == 200:
                 self.setup = Setup(_ms(listening, spawned), _ms(first_ping, spawned), _ms(now, spawned))
