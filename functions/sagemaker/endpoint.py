@@ -162,4 +162,9 @@ class ServerlessEndpoint:
         if not isinstance(env, Mapping):
             raise ConfigError(f"{where}.environment must be an object, got {type(env).__name__}")
         values["environment"] = {str(k): str(v) for k, v in env.items()}
-        return cls(**values).validate()
+        try:
+            return cls(**values).validate()
+        except ConfigError as exc:
+            if where == "sagemaker":
+                raise
+            raise ConfigError(f"{where}: {exc}") from None
