@@ -246,8 +246,9 @@ def sagemaker_twin(root: Path, state_dir: Path, console: Any) -> Iterator[SageMa
 
     ensure_default_model(root, console)
     # keep_alive: containers go only when a cold sample resets them.
-    spec = EndpointSpec(ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2), root / DEFAULT_MODEL_DIR,
-                        keep_alive_s=3600.0)
+    # One intra-op thread, as the Lambda functions get at 2048 MB (one vCPU), so the two compare like for like.
+    spec = EndpointSpec(ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
+                        root / DEFAULT_MODEL_DIR, keep_alive_s=3600.0)
     with lambda_twin(root, state_dir, console, endpoints=(spec,)) as functions:
         yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(DEFAULT_MODEL_DIR))
 
