@@ -313,16 +313,25 @@ def default_config(root: Path, **overrides: Any) -> TwinConfig:
     schedules: list[Schedule] = []
     if (root / DEFAULT_MODEL_DIR / "manifest.json").is_file():  # SageMaker Serverless, beside Lambda
         overrides.setdefault("endpoints", (EndpointSpec(ServerlessEndpoint(DEFAULT_FUNCTION), root / DEFAULT_MODEL_DIR),))
-    target_env = {"PREHEAT_TARGET_FUNCTION": DEFAULT_FUNCTION, "PREHEAT_TARGET_QUALIFIER": "live"}
+    # The names warmers/settings.py reads (the stack sets the same ones).
+    warmer_env = {"PREHEAT_WARM_FUNCTION": DEFAULT_FUNCTION, "PREHEAT_WARM_QUALIFIER": "live"}
+    controller_env = {
+        "PREHEAT_LAMBDA_FUNCTION": DEFAULT_FUNCTION,
+        "PREHEAT_LAMBDA_ALIAS": "live",
+        "PREHEAT_WARMER_FUNCTION": "preheat-warmer",
+        "PREHEAT_PC_MODE": "direct",
+        # Instances share this machine's cores: keep the controller's ceiling small.
+        "PREHEAT_MAX_CONCURRENCY": "2",
+    }
     if (root / "warmers" / "warmer.py").is_file():
         functions.append(
-            FunctionSpec("preheat-warmer", "warmers.warmer.handler", root, env=target_env, memory_mb=256,
+            FunctionSpec("preheat-warmer", "warmers.warmer.handler", root, env=warmer_env, memory_mb=256,
                          timeout_s=60, url_qualifier=None)
         )
         schedules.append(Schedule("preheat-warmer", "rate(5 minutes)", "preheat-warmer", "live"))
     if (root / "warmers" / "controller.py").is_file():
         functions.append(
-            FunctionSpec("preheat-controller", "warmers.controller.handler", root, env=target_env, memory_mb=256,
+            FunctionSpec("preheat-controller", "warmers.controller.handler", root, env=controller_env, memory_mb=256,
                          timeout_s=60, url_qualifier=None)
         )
         schedules.append(Schedule("preheat-controller", "rate(1 minute)", "preheat-controller", "live"))

@@ -29,7 +29,11 @@ H = "tests.support.twin_handlers"
 
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory: pytest.TempPathFactory, embedding_dir: Path) -> Iterator[TwinClient]:
-    tiny_env = {"PREHEAT_MODEL_DIR": str(embedding_dir), "PREHEAT_THREADS": "1", "POWERTOOLS_SERVICE_NAME": "tiny"}
+    tiny_env = {
+        "PREHEAT_MODEL_DIR": str(embedding_dir),
+        "PREHEAT_THREADS": "1",
+        "POWERTOOLS_SERVICE_NAME": "tiny",
+    }
     config = TwinConfig(
         functions=(
             FunctionSpec("echo", f"{H}.echo", ROOT, env={"TWIN_COLOR": "blue"}, memory_mb=512),
@@ -130,8 +134,10 @@ def test_dry_run_and_event_invocations(lam: Any, twin: TwinClient) -> None:
     seq, _ = twin.invocations()
     response = lam.invoke(FunctionName="echo", InvocationType="Event", Payload=b'{"async": true}')
     assert response["StatusCode"] == 202
-    records = wait_for(lambda: [r for r in twin.invocations(seq, "echo")[1] if r["source"] == "event"],
-                       what="the event invocation")
+    records = wait_for(
+        lambda: [r for r in twin.invocations(seq, "echo")[1] if r["source"] == "event"],
+        what="the event invocation",
+    )
     assert records[0]["outcome"] == "ok"
 
 
@@ -239,22 +245,30 @@ def test_provisioned_concurrency_serves_concurrent_requests_without_cold_starts(
         lam.get_provisioned_concurrency_config(FunctionName="tiny", Qualifier="live")
     assert caught.value.response["Error"]["Code"] == "ProvisionedConcurrencyConfigNotFoundException"
     with pytest.raises(ClientError) as caught:
-        lam.put_provisioned_concurrency_config(FunctionName="tiny", Qualifier="$LATEST",
-                                               ProvisionedConcurrentExecutions=1)
+        lam.put_provisioned_concurrency_config(
+            FunctionName="tiny", Qualifier="$LATEST", ProvisionedConcurrentExecutions=1
+        )
     assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
 
-    put = lam.put_provisioned_concurrency_config(FunctionName="tiny", Qualifier="live",
-                                                 ProvisionedConcurrentExecutions=2)
+    put = lam.put_provisioned_concurrency_config(
+        FunctionName="tiny", Qualifier="live", ProvisionedConcurrentExecutions=2
+    )
     assert put["RequestedProvisionedConcurrentExecutions"] == 2
     assert put["Status"] in ("IN_PROGRESS", "READY")
     try:
         ready = wait_for(
-            lambda: (c := lam.get_provisioned_concurrency_config(FunctionName="tiny", Qualifier="live"))["Status"]
-            == "READY" and c,
-            timeout=60, what="provisioned concurrency READY",
+            lambda: (
+                (c := lam.get_provisioned_concurrency_config(FunctionName="tiny", Qualifier="live"))["Status"]
+                == "READY"
+                and c
+            ),
+            timeout=60,
+            what="provisioned concurrency READY",
         )
         assert ready["AvailableProvisionedConcurrentExecutions"] == 2
-        listed = lam.list_provisioned_concurrency_configs(FunctionName="tiny")["ProvisionedConcurrencyConfigs"]
+        listed = lam.list_provisioned_concurrency_configs(FunctionName="tiny")[
+            "ProvisionedConcurrencyConfigs"
+        ]
         assert [c["FunctionArn"].rsplit(":", 1)[1] for c in listed] == ["live"]
 
         url = twin.url_client("tiny")
@@ -285,23 +299,39 @@ def test_provisioned_concurrency_serves_concurrent_requests_without_cold_starts(
         cloudwatch = twin.boto3_client("cloudwatch")
         now = dt.datetime.now(dt.UTC)
         points = cloudwatch.get_metric_statistics(
-            Namespace="Preheat", MetricName="Invocations",
+            Namespace="Preheat",
+            MetricName="Invocations",
             Dimensions=[{"Name": "service", "Value": "tiny"}, {"Name": "start", "Value": "provisioned"}],
-            StartTime=now - dt.timedelta(minutes=10), EndTime=now + dt.timedelta(minutes=1),
-            Period=3600, Statistics=["Sum"],
+            StartTime=now - dt.timedelta(minutes=10),
+            EndTime=now + dt.timedelta(minutes=1),
+            Period=3600,
+            Statistics=["Sum"],
         )["Datapoints"]
         assert sum(p["Sum"] for p in points) == 2
         cold_starts = cloudwatch.get_metric_statistics(
-            Namespace="Preheat", MetricName="ColdStarts",
+            Namespace="Preheat",
+            MetricName="ColdStarts",
             Dimensions=[{"Name": "service", "Value": "tiny"}, {"Name": "start", "Value": "provisioned"}],
-            StartTime=now - dt.timedelta(minutes=10), EndTime=now + dt.timedelta(minutes=1),
-            Period=3600, Statistics=["Sum"],
+            StartTime=now - dt.timedelta(minutes=10),
+            EndTime=now + dt.timedelta(minutes=1),
+            Period=3600,
+            Statistics=["Sum"],
         )["Datapoints"]
         assert sum(p["Sum"] for p in cold_starts) == 0
     finally:
         lam.delete_provisioned_concurrency_config(FunctionName="tiny", Qualifier="live")
-    wait_for(lambda: not [i for f in twin.functions() if f["name"] == "tiny" for i in f["instances"]
-                          if i["kind"] == "provisioned-concurrency"], what="provisioned instances to go")
+    wait_for(
+        lambda: (
+            not [
+                i
+                for f in twin.functions()
+                if f["name"] == "tiny"
+                for i in f["instances"]
+                if i["kind"] == "provisioned-concurrency"
+            ]
+        ),
+        what="provisioned instances to go",
+    )
 
 
 def test_emf_lines_become_cloudwatch_metrics_with_their_units(lam: Any, twin: TwinClient) -> None:
@@ -311,29 +341,44 @@ def test_emf_lines_become_cloudwatch_metrics_with_their_units(lam: Any, twin: Tw
     cloudwatch = twin.boto3_client("cloudwatch")
     metrics = cloudwatch.list_metrics(Namespace="TwinTest")["Metrics"]
     assert {m["MetricName"] for m in metrics} == {"Things", "Took"}
-    assert {(d["Name"], d["Value"]) for m in metrics for d in m["Dimensions"]} == {("service", "twin-test"), ("kind", "x")}
+    assert {(d["Name"], d["Value"]) for m in metrics for d in m["Dimensions"]} == {
+        ("service", "twin-test"),
+        ("kind", "x"),
+    }
     now = dt.datetime.now(dt.UTC)
     stats = cloudwatch.get_metric_statistics(
-        Namespace="TwinTest", MetricName="Things",
+        Namespace="TwinTest",
+        MetricName="Things",
         Dimensions=[{"Name": "service", "Value": "twin-test"}, {"Name": "kind", "Value": "x"}],
-        StartTime=now - dt.timedelta(minutes=10), EndTime=now + dt.timedelta(minutes=1), Period=3600,
+        StartTime=now - dt.timedelta(minutes=10),
+        EndTime=now + dt.timedelta(minutes=1),
+        Period=3600,
         Statistics=["Sum", "SampleCount"],
     )["Datapoints"]
     assert sum(p["Sum"] for p in stats) == 7 and sum(p["SampleCount"] for p in stats) == 2
     assert {p["Unit"] for p in stats} == {"Count"}
     took = cloudwatch.get_metric_statistics(
-        Namespace="TwinTest", MetricName="Took",
+        Namespace="TwinTest",
+        MetricName="Took",
         Dimensions=[{"Name": "service", "Value": "twin-test"}, {"Name": "kind", "Value": "x"}],
-        StartTime=now - dt.timedelta(minutes=10), EndTime=now + dt.timedelta(minutes=1), Period=3600,
-        Statistics=["SampleCount", "Maximum"], Unit="Milliseconds",
+        StartTime=now - dt.timedelta(minutes=10),
+        EndTime=now + dt.timedelta(minutes=1),
+        Period=3600,
+        Statistics=["SampleCount", "Maximum"],
+        Unit="Milliseconds",
     )["Datapoints"]
     assert sum(p["SampleCount"] for p in took) == 4 and max(p["Maximum"] for p in took) == 2.5
     # The log lines went to CloudWatch Logs as well, under Lambda's group name.
     logs = twin.boto3_client("logs")
     streams = logs.describe_log_streams(logGroupName="/aws/lambda/emf")["logStreams"]
     assert streams
-    messages = [e["message"] for s in streams
-                for e in logs.get_log_events(logGroupName="/aws/lambda/emf", logStreamName=s["logStreamName"])["events"]]
+    messages = [
+        e["message"]
+        for s in streams
+        for e in logs.get_log_events(logGroupName="/aws/lambda/emf", logStreamName=s["logStreamName"])[
+            "events"
+        ]
+    ]
     assert any(m.startswith("REPORT RequestId") for m in messages)
     assert any('"TwinTest"' in m for m in messages)
 
@@ -342,7 +387,9 @@ def test_function_url_over_https_sends_payload_v2_events(twin: TwinClient) -> No
     url = twin.state.url("http")
     assert url.startswith("https://127.0.0.1:")
     request = urllib.request.Request(
-        url + "items/42?color=red&color=blue&empty=", data=b'{"a": 1}', method="PUT",
+        url + "items/42?color=red&color=blue&empty=",
+        data=b'{"a": 1}',
+        method="PUT",
         headers={"content-type": "application/json", "cookie": "session=abc; theme=dark", "x-custom": "v"},
     )
     context = ssl.create_default_context(cafile=twin.state.ca)
@@ -365,7 +412,9 @@ def test_function_url_over_https_sends_payload_v2_events(twin: TwinClient) -> No
     assert event["requestContext"]["requestId"] == response.headers["x-amzn-requestid"]
     # Binary bodies arrive base64-encoded.
     client = twin.url_client("http")
-    reply = client.request("POST", "/bin", b"\x00\xff\x10", headers={"content-type": "application/octet-stream"})
+    reply = client.request(
+        "POST", "/bin", b"\x00\xff\x10", headers={"content-type": "application/octet-stream"}
+    )
     client.close()
     sent = reply.json()
     assert sent["isBase64Encoded"] is True and base64.b64decode(sent["body"]) == b"\x00\xff\x10"
@@ -407,20 +456,27 @@ def test_the_tiny_model_answers_through_its_url_cold_then_warm(twin: TwinClient)
 def test_schedules_fire_the_target_with_a_scheduled_event(twin: TwinClient) -> None:
     records = wait_for(
         lambda: [r for r in twin.invocations(0, "tick")[1] if r["source"] == "schedule:tick-every-minute"],
-        timeout=20, what="the schedule to fire",
+        timeout=20,
+        what="the schedule to fire",
     )
     assert records[0]["outcome"] == "ok" and records[0]["qualifier"] == "live"
     schedules = twin.control("GET", "schedules")["schedules"]
     assert schedules[0]["fired"] >= 1 and schedules[0]["interval_s"] == 2.0
     # What the function received was EventBridge's envelope for this rule.
     log = Path(twin.state.log_dir) / "tick.log"
-    wait_for(lambda: "TICK Scheduled Event from aws.events" in log.read_text(), timeout=10, what="the tick's log line")
+    wait_for(
+        lambda: "TICK Scheduled Event from aws.events" in log.read_text(),
+        timeout=10,
+        what="the tick's log line",
+    )
     assert "rule/tick-every-minute" in log.read_text()
     # And a schedule can be fired on demand through the control API.
     seq, _ = twin.invocations()
     twin.control("POST", "schedules/tick-every-minute/fire")
-    wait_for(lambda: [r for r in twin.invocations(seq, "tick")[1] if r["source"].startswith("schedule:")],
-             what="a fired schedule")
+    wait_for(
+        lambda: [r for r in twin.invocations(seq, "tick")[1] if r["source"].startswith("schedule:")],
+        what="a fired schedule",
+    )
 
 
 def test_other_aws_apis_are_moto_behind_the_same_endpoint(twin: TwinClient) -> None:
@@ -431,8 +487,10 @@ def test_other_aws_apis_are_moto_behind_the_same_endpoint(twin: TwinClient) -> N
     assert lam.get_function_url_config(FunctionName="http")["FunctionUrl"] == twin.state.url("http")
     dynamodb = twin.boto3_client("dynamodb")
     dynamodb.create_table(
-        TableName="twin-test", KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        TableName="twin-test",
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.put_item(TableName="twin-test", Item={"key": {"S": "a"}, "v": {"N": "1"}})
     assert dynamodb.get_item(TableName="twin-test", Key={"key": {"S": "a"}})["Item"]["v"] == {"N": "1"}
@@ -440,7 +498,9 @@ def test_other_aws_apis_are_moto_behind_the_same_endpoint(twin: TwinClient) -> N
 
 def test_functions_call_aws_apis_through_the_twin(lam: Any) -> None:
     """A function's boto3 (the runtime's) reaches the twin via AWS_ENDPOINT_URL, as a warmer would."""
-    response, body = invoke(lam, "relay", {"target": "echo", "qualifier": "live", "payload": {"via": "relay"}})
+    response, body = invoke(
+        lam, "relay", {"target": "echo", "qualifier": "live", "payload": {"via": "relay"}}
+    )
     assert "FunctionError" not in response, body
     assert body["status"] == 200
     assert body["payload"]["event"] == {"via": "relay"}

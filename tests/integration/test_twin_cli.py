@@ -20,8 +20,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def preheat(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def test_up_prints_how_to_reach_the_twin_and_down_stops_everything(tmp_path: Path) -> None:
@@ -41,7 +47,9 @@ def test_up_prints_how_to_reach_the_twin_and_down_stops_everything(tmp_path: Pat
         context = ssl.create_default_context(cafile=state["ca"])
         with urllib.request.urlopen(url + "hi", context=context, timeout=30) as response:
             assert response.status == 201
-        instances = json.loads(urllib.request.urlopen(state["endpoint"] + "/_preheat/functions", timeout=10).read())
+        instances = json.loads(
+            urllib.request.urlopen(state["endpoint"] + "/_preheat/functions", timeout=10).read()
+        )
         pids = [i["pid"] for f in instances["functions"] for i in f["instances"]]
         assert pids and all(pid_alive(p) for p in pids)
     finally:
@@ -55,8 +63,9 @@ def test_up_prints_how_to_reach_the_twin_and_down_stops_everything(tmp_path: Pat
 
 def test_up_rejects_a_bad_config_naming_the_key(tmp_path: Path) -> None:
     config_path = tmp_path / "twin.json"
-    config_path.write_text(json.dumps({"functions": [{"name": "x", "handler": "m.h", "code_dir": str(ROOT),
-                                                      "memory_mb": 1}]}))
+    config_path.write_text(
+        json.dumps({"functions": [{"name": "x", "handler": "m.h", "code_dir": str(ROOT), "memory_mb": 1}]})
+    )
     result = preheat("up", "--config", str(config_path), "--state-dir", str(tmp_path / "state"))
     assert result.returncode == 2
     assert "memory_mb" in result.stdout
@@ -64,8 +73,10 @@ def test_up_rejects_a_bad_config_naming_the_key(tmp_path: Path) -> None:
 
 def test_a_twin_started_by_a_program_stops_when_the_program_dies(tmp_path: Path) -> None:
     """Tests, demos and benchmarks start attached twins: killing the caller must not leak one."""
-    config = TwinConfig(functions=(FunctionSpec("hello", "tests.support.twin_handlers.echo", ROOT),),
-                        state_dir=tmp_path / "state")
+    config = TwinConfig(
+        functions=(FunctionSpec("hello", "tests.support.twin_handlers.echo", ROOT),),
+        state_dir=tmp_path / "state",
+    )
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config.to_dict()))
     script = (
@@ -77,8 +88,9 @@ def test_a_twin_started_by_a_program_stops_when_the_program_dies(tmp_path: Path)
         "print(s.pid, flush=True)\n"
         "time.sleep(120)\n"
     )
-    owner = subprocess.Popen([sys.executable, "-c", script, str(config_path)], cwd=ROOT, stdout=subprocess.PIPE,
-                             text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(config_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert owner.stdout is not None
         twin_pid = int(owner.stdout.readline())

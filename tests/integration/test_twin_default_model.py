@@ -40,8 +40,12 @@ def test_the_default_model_serves_cold_then_warm(tmp_path: Path) -> None:
         assert cold_record["max_memory_mb"] > 50  # the model is in memory
 
         lam = twin.boto3_client("lambda")
-        response = lam.invoke(FunctionName=DEFAULT_FUNCTION, Qualifier="live", LogType="Tail",
-                              Payload=json.dumps({"input": "direct invoke", "model": name}).encode())
+        response = lam.invoke(
+            FunctionName=DEFAULT_FUNCTION,
+            Qualifier="live",
+            LogType="Tail",
+            Payload=json.dumps({"input": "direct invoke", "model": name}).encode(),
+        )
         result = json.loads(response["Payload"].read())
         assert "FunctionError" not in response, result
         assert len(result["data"][0]["embedding"]) == 384

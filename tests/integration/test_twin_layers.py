@@ -15,7 +15,7 @@ from tests.support.twin import ROOT, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-HANDLER = '''
+HANDLER = """
 import importlib.util, os, sys
 import layerdep
 
@@ -30,7 +30,7 @@ def handler(event, context):
         "model_file": open(os.path.join(model, "weights.txt")).read(),
         "no_site": sys.flags.no_site,
     }
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +46,26 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinClient]:
     (model / "model").mkdir(parents=True)
     (model / "model" / "weights.txt").write_text("from the model layer")
     functions = [
-        FunctionSpec("layered", "fn.handler", code, layers=(deps, model), env={"PREHEAT_MODEL_DIR": "/opt/model"},
-                     isolated=True),
+        FunctionSpec(
+            "layered",
+            "fn.handler",
+            code,
+            layers=(deps, model),
+            env={"PREHEAT_MODEL_DIR": "/opt/model"},
+            isolated=True,
+        ),
     ]
     if (ROOT / DEPS_LOCAL_LAYER / "python").is_dir():
-        functions.append(FunctionSpec("deps-layer", "fn.handler", code, layers=(ROOT / DEPS_LOCAL_LAYER, deps, model),
-                                      env={"PREHEAT_MODEL_DIR": "/opt/model"}, isolated=True))
+        functions.append(
+            FunctionSpec(
+                "deps-layer",
+                "fn.handler",
+                code,
+                layers=(ROOT / DEPS_LOCAL_LAYER, deps, model),
+                env={"PREHEAT_MODEL_DIR": "/opt/model"},
+                isolated=True,
+            )
+        )
     config = TwinConfig(functions=tuple(functions), state_dir=base / "state")
     with running(config) as client:
         yield client

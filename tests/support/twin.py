@@ -27,7 +27,9 @@ def running(config: TwinConfig) -> Iterator[TwinClient]:
             process.wait(10)
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
+def wait_for(
+    check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
     """Poll `check` until it returns something truthy; fail the test naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -24,7 +24,11 @@ def echo(event: Any, context: Any) -> dict[str, Any]:
         "remaining_ms": context.get_remaining_time_in_millis(),
         "client_custom": getattr(getattr(context, "client_context", None), "custom", None),
         "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_LAMBDA_", "LAMBDA_", "_HANDLER", "TWIN_"))},
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("AWS_LAMBDA_", "LAMBDA_", "_HANDLER", "TWIN_"))
+        },
         "sys_path": sys.path,
         "loaded_at": _LOADED,
     }
@@ -51,11 +55,16 @@ def emf(event: Any, context: Any) -> dict[str, Any]:
     blob = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": "TwinTest",
-                "Dimensions": [["service", "kind"]],
-                "Metrics": [{"Name": "Things", "Unit": "Count"}, {"Name": "Took", "Unit": "Milliseconds"}],
-            }],
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "TwinTest",
+                    "Dimensions": [["service", "kind"]],
+                    "Metrics": [
+                        {"Name": "Things", "Unit": "Count"},
+                        {"Name": "Took", "Unit": "Milliseconds"},
+                    ],
+                }
+            ],
         },
         "service": "twin-test",
         "kind": str(event.get("kind", "a")),
@@ -78,7 +87,10 @@ def http(event: Any, context: Any) -> dict[str, Any]:
 
 def tick(event: Any, context: Any) -> None:
     """A schedule's target: says what woke it."""
-    print(f"TICK {event.get('detail-type')} from {event.get('source')} rule {event.get('resources')}", flush=True)
+    print(
+        f"TICK {event.get('detail-type')} from {event.get('source')} rule {event.get('resources')}",
+        flush=True,
+    )
 
 
 def relay(event: Any, context: Any) -> Any:
@@ -86,6 +98,8 @@ def relay(event: Any, context: Any) -> Any:
     import boto3
 
     response = boto3.client("lambda").invoke(
-        FunctionName=event["target"], Qualifier=event.get("qualifier", "$LATEST"), Payload=json.dumps(event["payload"])
+        FunctionName=event["target"],
+        Qualifier=event.get("qualifier", "$LATEST"),
+        Payload=json.dumps(event["payload"]),
     )
     return {"status": response["StatusCode"], "payload": json.loads(response["Payload"].read())}

@@ -97,7 +97,7 @@ def test_openapi_is_served_through_mangum(embedding_dir: Path, load_handler: Loa
 
 
 def metrics(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    return emf_lines(capsys.readouterr().out)
+    return emf_lines(capsys.readouterr().out, kind="invocation")
 
 
 def test_cold_then_warm_with_metrics(
@@ -112,7 +112,7 @@ def test_cold_then_warm_with_metrics(
     assert first["headers"]["x-preheat-start"] == "cold"
     assert second["headers"]["x-preheat-start"] == "warm"
     out = capsys.readouterr().out
-    cold, warm = emf_lines(out)
+    cold, warm = emf_lines(out, kind="invocation")
     for blob in (cold, warm):
         (directive,) = blob["_aws"]["CloudWatchMetrics"]
         assert directive["Namespace"] == "PreheatTest"
@@ -148,7 +148,7 @@ def test_first_invocation_follows_the_initialization_type(
     ]
     assert kinds == [first, "warm"]
     out = capsys.readouterr().out
-    blobs, logs = emf_lines(out), log_lines(out)
+    blobs, logs = emf_lines(out, kind="invocation"), log_lines(out)
     assert [b["ColdStarts"] for b in blobs] == [[1.0 if first == "cold" else 0.0], [0.0]]
     waited = handler.RUNTIME.init_ms if first == "cold" else 0.0  # nobody waited for a provisioned init
     assert blobs[0]["Latency"][0] == pytest.approx(logs[0]["latency_ms"] + waited, abs=0.01)
@@ -206,7 +206,7 @@ def test_failures_are_counted_and_classified(
     assert result["statusCode"] == 500 and body_of(result)["error"]["request_id"] == "req-x"
     assert bad["statusCode"] == 400
     out = capsys.readouterr().out
-    blobs = emf_lines(out)
+    blobs = emf_lines(out, kind="invocation")
     assert [(b["start"], b["Errors"], b["ClientErrors"]) for b in blobs] == [
         ("cold", [1.0], [0.0]),
         ("warm", [0.0], [1.0]),

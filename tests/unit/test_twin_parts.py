@@ -35,8 +35,17 @@ def test_rate_expressions(expression: str, seconds: float) -> None:
     assert Schedule("s", expression, "f").interval_s == seconds
 
 
-@pytest.mark.parametrize("expression", ["rate(1 minutes)", "rate(5 minute)", "rate(0 minutes)",
-                                        "cron(0 12 * * ? *)", "rate(10 seconds)", "every minute"])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "rate(1 minutes)",
+        "rate(5 minute)",
+        "rate(0 minutes)",
+        "cron(0 12 * * ? *)",
+        "rate(10 seconds)",
+        "every minute",
+    ],
+)
 def test_bad_rate_expressions_name_the_schedule(expression: str) -> None:
     with pytest.raises(TwinConfigError, match="schedule 's'"):
         _ = Schedule("s", expression, "f").interval_s
@@ -55,22 +64,50 @@ def test_qualifiers_resolve_to_versions() -> None:
     ("data", "message"),
     [
         ({"functions": []}, "at least one function"),
-        ({"functions": [{"name": "f", "handler": "nodot", "code_dir": str(ROOT)}]}, r"functions\[0\].handler"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": "/no/such/dir"}]}, r"functions\[0\].code_dir"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "memory_mb": 64}]}, "memory_mb"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "memory_mb": "big"}]},
-         "memory_mb must be an integer"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "timeout_s": 901}]}, "timeout_s"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "provisioned": {"$LATEST": 1}}]},
-         "provisioned concurrency needs an alias"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "colour": "red"}]},
-         "unknown key.*colour"),
+        (
+            {"functions": [{"name": "f", "handler": "nodot", "code_dir": str(ROOT)}]},
+            r"functions\[0\].handler",
+        ),
+        (
+            {"functions": [{"name": "f", "handler": "m.h", "code_dir": "/no/such/dir"}]},
+            r"functions\[0\].code_dir",
+        ),
+        (
+            {"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "memory_mb": 64}]},
+            "memory_mb",
+        ),
+        (
+            {"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "memory_mb": "big"}]},
+            "memory_mb must be an integer",
+        ),
+        (
+            {"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "timeout_s": 901}]},
+            "timeout_s",
+        ),
+        (
+            {
+                "functions": [
+                    {"name": "f", "handler": "m.h", "code_dir": str(ROOT), "provisioned": {"$LATEST": 1}}
+                ]
+            },
+            "provisioned concurrency needs an alias",
+        ),
+        (
+            {"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT), "colour": "red"}]},
+            "unknown key.*colour",
+        ),
         ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT)}] * 2}, "used twice"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT)}],
-          "schedules": [{"name": "s", "expression": "rate(1 minute)", "function": "g"}]},
-         r"schedules\[0\].function 'g'"),
-        ({"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT)}], "max_instances": 0},
-         "max_instances"),
+        (
+            {
+                "functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT)}],
+                "schedules": [{"name": "s", "expression": "rate(1 minute)", "function": "g"}],
+            },
+            r"schedules\[0\].function 'g'",
+        ),
+        (
+            {"functions": [{"name": "f", "handler": "m.h", "code_dir": str(ROOT)}], "max_instances": 0},
+            "max_instances",
+        ),
     ],
 )
 def test_bad_config_fails_naming_the_key(data: dict[str, Any], message: str) -> None:
@@ -80,7 +117,9 @@ def test_bad_config_fails_naming_the_key(data: dict[str, Any], message: str) -> 
 
 def test_config_round_trips_through_json() -> None:
     config = TwinConfig(
-        functions=(spec(env={"A": "1"}, provisioned={"live": 2}, reserved_concurrency=3, layers=(ROOT / "tests",)),),
+        functions=(
+            spec(env={"A": "1"}, provisioned={"live": 2}, reserved_concurrency=3, layers=(ROOT / "tests",)),
+        ),
         schedules=(Schedule("s", "rate(2 minutes)", "f", "live", {"x": 1}),),
         keep_alive_s=12.5,
     )
@@ -104,14 +143,30 @@ def test_default_config_runs_the_inference_function_with_its_url_on_live() -> No
 
 
 def test_emf_lines_become_metric_data_per_dimension_set() -> None:
-    line = json.dumps({
-        "_aws": {"Timestamp": 1795435200000, "CloudWatchMetrics": [{
-            "Namespace": "Preheat", "Dimensions": [["service", "start"], ["service"]],
-            "Metrics": [{"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "Hits"},
-                        {"Name": "Fast", "Unit": "Count", "StorageResolution": 1}, {"Name": "Absent"}],
-        }]},
-        "service": "preheat", "start": "cold", "Latency": [12.5, 3.0], "Hits": 2, "Fast": 1,
-    })
+    line = json.dumps(
+        {
+            "_aws": {
+                "Timestamp": 1795435200000,
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": "Preheat",
+                        "Dimensions": [["service", "start"], ["service"]],
+                        "Metrics": [
+                            {"Name": "Latency", "Unit": "Milliseconds"},
+                            {"Name": "Hits"},
+                            {"Name": "Fast", "Unit": "Count", "StorageResolution": 1},
+                            {"Name": "Absent"},
+                        ],
+                    }
+                ],
+            },
+            "service": "preheat",
+            "start": "cold",
+            "Latency": [12.5, 3.0],
+            "Hits": 2,
+            "Fast": 1,
+        }
+    )
     entries = emf.parse(line)
     assert {e.namespace for e in entries} == {"Preheat"}
     by_key = {(e.datum["MetricName"], len(e.datum["Dimensions"])): e.datum for e in entries}
@@ -119,14 +174,18 @@ def test_emf_lines_become_metric_data_per_dimension_set() -> None:
     latency = by_key[("Latency", 2)]
     assert latency["Values"] == [12.5, 3.0] and latency["Counts"] == [1.0, 1.0]
     assert latency["Unit"] == "Milliseconds"
-    assert latency["Dimensions"] == [{"Name": "service", "Value": "preheat"}, {"Name": "start", "Value": "cold"}]
+    assert latency["Dimensions"] == [
+        {"Name": "service", "Value": "preheat"},
+        {"Name": "start", "Value": "cold"},
+    ]
     assert latency["Timestamp"] == dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
     assert by_key[("Hits", 1)]["Unit"] == "None"
     assert by_key[("Fast", 1)]["StorageResolution"] == 1
 
 
-@pytest.mark.parametrize("line", ["plain text", '{"message": "a log"}', '{"_aws": {"Timestamp": "x"}}',
-                                  '{"_aws": broken', ""])
+@pytest.mark.parametrize(
+    "line", ["plain text", '{"message": "a log"}', '{"_aws": {"Timestamp": "x"}}', '{"_aws": broken', ""]
+)
 def test_non_emf_and_malformed_lines_are_ignored(line: str) -> None:
     assert emf.parse(line) == []
 
@@ -136,10 +195,19 @@ def test_non_emf_and_malformed_lines_are_ignored(line: str) -> None:
 
 def request(**changes: Any) -> Request:
     base: dict[str, Any] = {
-        "method": "POST", "target": "/v1/embeddings?a=1&a=2&b=", "body": b'{"input": "hi"}', "client": "127.0.0.1",
+        "method": "POST",
+        "target": "/v1/embeddings?a=1&a=2&b=",
+        "body": b'{"input": "hi"}',
+        "client": "127.0.0.1",
         "scheme": "https",
-        "headers": (("host", "127.0.0.1:8443"), ("content-type", "application/json"), ("cookie", "x=1; y=2"),
-                    ("accept", "a"), ("accept", "b"), ("user-agent", "test/1")),
+        "headers": (
+            ("host", "127.0.0.1:8443"),
+            ("content-type", "application/json"),
+            ("cookie", "x=1; y=2"),
+            ("accept", "a"),
+            ("accept", "b"),
+            ("user-agent", "test/1"),
+        ),
     }
     return Request(**{**base, **changes})
 
@@ -185,16 +253,27 @@ def test_the_runtime_accepts_twin_events(load_handler: Any, embedding_dir: Path)
     ("result", "status", "body", "content_type"),
     [
         ({"statusCode": 204}, 204, b"", "application/json"),
-        ({"statusCode": 200, "body": "hi", "headers": {"Content-Type": "text/plain"}}, 200, b"hi", "text/plain"),
-        ({"statusCode": 200, "body": base64.b64encode(b"\x00").decode(), "isBase64Encoded": True}, 200, b"\x00",
-         "application/json"),
+        (
+            {"statusCode": 200, "body": "hi", "headers": {"Content-Type": "text/plain"}},
+            200,
+            b"hi",
+            "text/plain",
+        ),
+        (
+            {"statusCode": 200, "body": base64.b64encode(b"\x00").decode(), "isBase64Encoded": True},
+            200,
+            b"\x00",
+            "application/json",
+        ),
         ({"message": "no statusCode"}, 200, b'{"message": "no statusCode"}', "application/json"),
         ("just a string", 200, b'"just a string"', "application/json"),
         ({"statusCode": 999}, 502, None, "application/json"),
         ({"statusCode": 200, "body": "!!", "isBase64Encoded": True}, 502, None, "application/json"),
     ],
 )
-def test_function_url_responses_follow_lambdas_rules(result: Any, status: int, body: bytes | None, content_type: str) -> None:
+def test_function_url_responses_follow_lambdas_rules(
+    result: Any, status: int, body: bytes | None, content_type: str
+) -> None:
     response = to_response(json.dumps(result).encode(), "r-3")
     assert response.status == status
     if body is not None:
@@ -230,12 +309,27 @@ def test_lambda_environment(tmp_path: Path) -> None:
     (layer / "python").mkdir(parents=True)
     model_layer = tmp_path / "model"
     (model_layer / "model").mkdir(parents=True)
-    f = spec(layers=(layer, model_layer), env={"PREHEAT_MODEL_DIR": "/opt/model", "X": "y"}, isolated=True,
-             memory_mb=1024)
-    launch = Launch(host="127.0.0.1", region="eu-west-1", account_id="1", gateway_url="http://127.0.0.1:1",
-                    runtime_dir=tmp_path / "runtime")
-    env = environment(f, version="1", init_type="provisioned-concurrency", runtime_api="127.0.0.1:9",
-                      log_stream="s", launch=launch)
+    f = spec(
+        layers=(layer, model_layer),
+        env={"PREHEAT_MODEL_DIR": "/opt/model", "X": "y"},
+        isolated=True,
+        memory_mb=1024,
+    )
+    launch = Launch(
+        host="127.0.0.1",
+        region="eu-west-1",
+        account_id="1",
+        gateway_url="http://127.0.0.1:1",
+        runtime_dir=tmp_path / "runtime",
+    )
+    env = environment(
+        f,
+        version="1",
+        init_type="provisioned-concurrency",
+        runtime_api="127.0.0.1:9",
+        log_stream="s",
+        launch=launch,
+    )
     assert env["PYTHONPATH"].split(":") == [str(ROOT), str(layer / "python"), str(tmp_path / "runtime")]
     assert env["PREHEAT_MODEL_DIR"] == str(model_layer / "model")
     assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"

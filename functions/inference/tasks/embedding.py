@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -14,6 +15,12 @@ from functions.inference.manifest import TensorSpec, TextSpec
 from functions.inference.model import OnnxModel
 
 _FEEDS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Embedder(Protocol):
+    """Texts to vectors: the task itself, or a cache in front of it (the data plane's seam)."""
+
+    def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
 @dataclass(frozen=True)
