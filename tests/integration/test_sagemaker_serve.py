@@ -26,7 +26,7 @@ import pytest
 from tests.support import tiny_models
 from tests.support.twin import ROOT, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 def free_port() -> int:
@@ -203,8 +203,11 @@ def test_a_bad_setting_fails_at_start_naming_the_variable(embedding_dir: Path) -
 
 def test_several_workers_share_the_socket_each_with_its_model(embedding_dir: Path) -> None:
     with serving(embedding_dir, SAGEMAKER_MODEL_SERVER_WORKERS="2") as serve:
-        wait_for(lambda: len([e for e in serve.events() if e.get("message") == "ready"]) == 2, 90,
-                 what="two workers ready")
+        try:
+            wait_for(lambda: len([e for e in serve.events() if e.get("message") == "ready"]) == 2, 150,
+                     what="two workers ready")
+        except AssertionError as exc:  # say what the workers printed: a load failure names its reason
+            raise AssertionError(f"{exc}; exit status {serve.process.poll()}; output: {serve.lines[-20:]}") from None
         ready = [e for e in serve.events() if e.get("message") == "ready"]
         assert len({e["pid"] for e in ready}) == 2 and serve.process.pid not in {e["pid"] for e in ready}
         for _ in range(4):
