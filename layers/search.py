@@ -192,10 +192,10 @@ def search(
             batched = gate.embedding_scores(
                 ref_batched, encode(final, "disabled", GATE_BATCH), margin=thresholds.top1_margin
             )
+            reference_ms, candidate_ms = interleaved_latency(reference, final, latency_feed)
         except Exception as exc:  # one broken candidate is a failed candidate, not a failed search
             outcomes.append(_broken(config, exc, time.perf_counter() - started, folder))
             continue
-            reference_ms, candidate_ms = interleaved_latency(reference, final, latency_feed)
         worst = gate.EmbeddingScores.worst(batch1, batched)
         size = model_bytes(final)
         ratio = size / ref_bytes
