@@ -123,7 +123,7 @@ def mean_pooled(session: Any, feeds: Sequence[dict[str, np.ndarray]], output: st
     for feed in feeds:
         names = {i.name for i in session.get_inputs()}
         hidden = session.run([output], {k: v for k, v in feed.items() if k in names})[0]
-        pooled = hidden[0].mean(axis=0)
+        pooled = hidden.reshape(-1, hidden.shape[-1]).mean(axis=0)  # [1, tokens, d] -> [d]
         vectors.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
     return np.stack(vectors)
 

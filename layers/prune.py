@@ -53,11 +53,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("numpy/f2py", "Fortran wrapper generator, imported only on demand"),
     Rule("numpy/_pyinstaller", "PyInstaller hooks"),
-    Rule("numpy/_core/include", "C headers"),
+    Rule("numpy/_core/include", "C headers, read only by compilers"),
     Rule("numpy/_core/lib/pkgconfig", "build metadata"),
     Rule("**/tests", "test suites of the packages themselves"),
     Rule("**/*.pyi", "type stubs, read by type checkers only"),
-    Rule("**/*.h", "C headers"),
+    Rule("**/*.h", "C headers, read only by compilers"),
     Rule("**/*.pxd", "Cython declarations"),
     Rule("**/*.pyx", "Cython sources"),
 )

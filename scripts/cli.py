@@ -18,6 +18,8 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "build", "scripts.build", "build the default model into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
+    ("build", "layers", "scripts.build_layers", "build Lambda layers, SageMaker model.tar.gz and container context"),
+    ("bench", "model", "scripts.bench_model", "fp32 against the slim model: size, load, latency, accuracy"),
 ]
 
 
