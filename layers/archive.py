@@ -44,7 +44,9 @@ def write_zip(root: Path, target: Path) -> Sizes:
                 while chunk := source.read(1 << 20):
                     sink.write(chunk)
     tmp.replace(target)
-    return Sizes(files=len(files), unzipped=sum(p.stat().st_size for p in files), zipped=target.stat().st_size)
+    return Sizes(
+        files=len(files), unzipped=sum(p.stat().st_size for p in files), zipped=target.stat().st_size
+    )
 
 
 def write_tar_gz(root: Path, target: Path) -> Sizes:
@@ -62,4 +64,6 @@ def write_tar_gz(root: Path, target: Path) -> Sizes:
                 with path.open("rb") as source:
                     tar.addfile(info, source)
     tmp.replace(target)
-    return Sizes(files=len(files), unzipped=sum(p.stat().st_size for p in files), zipped=target.stat().st_size)
+    return Sizes(
+        files=len(files), unzipped=sum(p.stat().st_size for p in files), zipped=target.stat().st_size
+    )

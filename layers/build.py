@@ -45,7 +45,7 @@ class Built:
     manifest: Manifest
     fp32_manifest: Manifest
     export_max_abs_diff: float
-    search: search.SearchResult
+    result: search.SearchResult
     chosen: search.Outcome
     seconds: float
 
@@ -163,7 +163,7 @@ def build_default(
         manifest=manifest,
         fp32_manifest=fp32_manifest,
         export_max_abs_diff=diff,
-        search=result,
+        result=result,
         chosen=chosen,
         seconds=time.perf_counter() - started,
     )

@@ -40,7 +40,7 @@ def find_interpreter(version: str) -> Path:
         if interpreter_version(Path(override)) != version:
             raise SystemExit(f"{ENV_VAR}={override} is not a working Python {version} interpreter")
         return Path(override)
-    if "%d.%d" % sys.version_info[:2] == version:
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
         candidates.append(sys.executable)
     found = shutil.which(f"python{version}")
     if found:

@@ -37,7 +37,8 @@ class Activations:
     samples: dict[str, list[np.ndarray]]  # activation name -> per-text arrays
 
     def channel_max(self, activation: str) -> np.ndarray:
-        return np.max([np.abs(x).max(axis=0) for x in self.samples[activation]], axis=0)
+        maxima: np.ndarray = np.max([np.abs(x).max(axis=0) for x in self.samples[activation]], axis=0)
+        return maxima
 
 
 def targets(graph: Any) -> tuple[Target, ...]:
@@ -76,7 +77,8 @@ def smoothing_scales(channel_max: np.ndarray, weight: np.ndarray, alpha: float) 
     act = np.maximum(channel_max.astype(np.float64), 1e-5)
     wmax = np.maximum(np.abs(weight).max(axis=1).astype(np.float64), 1e-5)
     scales = act**alpha / wmax ** (1.0 - alpha)
-    return np.clip(scales, 1e-2, 1e3).astype(np.float32)
+    clipped: np.ndarray = np.clip(scales, 1e-2, 1e3).astype(np.float32)
+    return clipped
 
 
 def smooth(source: Path, target: Path, activations: Activations, alpha: float) -> int:
@@ -96,11 +98,17 @@ def smooth(source: Path, target: Path, activations: Activations, alpha: float) -
         if t is not None and node.op_type == t.op_type and t.activation in activations.samples:
             weight = numpy_helper.to_array(inits[t.weight])
             scales = smoothing_scales(activations.channel_max(t.activation), weight, alpha)
-            inits[t.weight].CopyFrom(numpy_helper.from_array((weight * scales[:, None]).astype(np.float32), t.weight))
+            inits[t.weight].CopyFrom(
+                numpy_helper.from_array((weight * scales[:, None]).astype(np.float32), t.weight)
+            )
             inverse = f"{node.name}/smooth_inverse"
-            model.graph.initializer.append(numpy_helper.from_array((1.0 / scales).astype(np.float32), inverse))
+            model.graph.initializer.append(
+                numpy_helper.from_array((1.0 / scales).astype(np.float32), inverse)
+            )
             smoothed = f"{node.name}/smoothed_input"
-            nodes.append(onnx.helper.make_node("Mul", [t.activation, inverse], [smoothed], name=f"{node.name}/smooth"))
+            nodes.append(
+                onnx.helper.make_node("Mul", [t.activation, inverse], [smoothed], name=f"{node.name}/smooth")
+            )
             node.input[0] = smoothed
             count += 1
         nodes.append(node)
@@ -114,7 +122,8 @@ def fake_quantized_weight(weight: np.ndarray, *, reduce_range: bool) -> np.ndarr
     """ORT's dynamic int8 weights: symmetric per output channel, 7-bit with reduce_range."""
     qmax = 63.0 if reduce_range else 127.0
     scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / qmax
-    return (np.clip(np.round(weight / scale), -qmax - 1, qmax) * scale).astype(np.float32)
+    quantized: np.ndarray = (np.clip(np.round(weight / scale), -qmax - 1, qmax) * scale).astype(np.float32)
+    return quantized
 
 
 def mean_pooled(session: Any, feeds: Sequence[dict[str, np.ndarray]], output: str) -> np.ndarray:
@@ -173,15 +182,21 @@ def rank_sensitive(
         if alpha is not None:
             scales = smoothing_scales(activations.channel_max(t.activation), weight, alpha)
             weight = weight * scales[:, None]
-            trial.graph.initializer.append(numpy_helper.from_array((1.0 / scales).astype(np.float32), f"{prefix}/inv"))
+            trial.graph.initializer.append(
+                numpy_helper.from_array((1.0 / scales).astype(np.float32), f"{prefix}/inv")
+            )
             new_nodes.append(helper.make_node("Mul", [source, f"{prefix}/inv"], [f"{prefix}/smoothed"]))
             source = f"{prefix}/smoothed"
         trial.graph.initializer[inits[t.weight]].CopyFrom(
             numpy_helper.from_array(fake_quantized_weight(weight, reduce_range=reduce_range), t.weight)
         )
         new_nodes += [
-            helper.make_node("DynamicQuantizeLinear", [source], [f"{prefix}/q", f"{prefix}/s", f"{prefix}/z"]),
-            helper.make_node("DequantizeLinear", [f"{prefix}/q", f"{prefix}/s", f"{prefix}/z"], [f"{prefix}/dq"]),
+            helper.make_node(
+                "DynamicQuantizeLinear", [source], [f"{prefix}/q", f"{prefix}/s", f"{prefix}/z"]
+            ),
+            helper.make_node(
+                "DequantizeLinear", [f"{prefix}/q", f"{prefix}/s", f"{prefix}/z"], [f"{prefix}/dq"]
+            ),
         ]
         position = node_index[t.node]
         trial.graph.node[position].input[0] = f"{prefix}/dq"

@@ -43,14 +43,16 @@ class Target:
 
 def lambda_target(arch: str) -> Target:
     if arch not in paths.LAMBDA_ARCHITECTURES:
-        raise SystemExit(f"unknown Lambda architecture {arch!r}: use one of {', '.join(paths.LAMBDA_ARCHITECTURES)}")
+        raise SystemExit(
+            f"unknown Lambda architecture {arch!r}: use one of {', '.join(paths.LAMBDA_ARCHITECTURES)}"
+        )
     machine = "x86_64" if arch == "x86_64" else "aarch64"
     return Target(arch, LAMBDA_PYTHON, tuple(f"{tag}_{machine}" for tag in _MANYLINUX), machine)
 
 
 def local_target() -> Target:
     machine = platform.machine()
-    return Target("local", "%d.%d" % sys.version_info[:2], (), "aarch64" if machine == "arm64" else machine)
+    return Target("local", f"{sys.version_info[0]}.{sys.version_info[1]}", (), "aarch64" if machine == "arm64" else machine)
 
 
 def runtime_requirements(pyproject: Path = paths.PYPROJECT) -> tuple[str, ...]:
@@ -161,9 +163,7 @@ def strip_tool(elf_machine: str) -> str | None:
 
 def strip_shared_objects(root: Path, tool: str) -> int:
     """Drop symbol tables and debug sections from every shared object it is safe to; return bytes saved."""
-    return sum(
-        elf.strip(so, tool) for so in sorted(root.rglob("*.so*")) if so.is_file() and elf.is_elf(so)
-    )
+    return sum(elf.strip(so, tool) for so in sorted(root.rglob("*.so*")) if so.is_file() and elf.is_elf(so))
 
 
 def _normalise_modes(root: Path) -> None:
@@ -182,7 +182,10 @@ def _fingerprint(target: Target, requirements: tuple[str, ...]) -> str:
         "target": [target.name, target.python, list(target.platforms)],
         "requirements": list(requirements),
         "rules": [rule.pattern for rule in prune.RULES],
-        "builder": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "builder": [
+            hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest()
+            for module in (sys.modules[__name__], bytecode, elf, prune)
+        ],
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -201,7 +204,11 @@ def _stamp(layer: DepsLayer, fingerprint: str) -> dict[str, object]:
 
 
 def _from_stamp(
-    target: Target, layer_dir: Path, zip_path: Path, recorded: dict[str, object], requirements: tuple[str, ...]
+    target: Target,
+    layer_dir: Path,
+    zip_path: Path,
+    recorded: dict[str, object],
+    requirements: tuple[str, ...],
 ) -> DepsLayer:
     by_pattern = {rule.pattern: rule for rule in prune.RULES}
     pruned_rows = recorded.get("pruned")

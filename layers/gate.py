@@ -86,13 +86,19 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     v = vectors.astype(np.float64)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    norms: np.ndarray = np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    unit: np.ndarray = v / norms
+    return unit
 
 
-def embedding_scores(reference: np.ndarray, candidate: np.ndarray, *, margin: float = 0.02) -> EmbeddingScores:
+def embedding_scores(
+    reference: np.ndarray, candidate: np.ndarray, *, margin: float = 0.02
+) -> EmbeddingScores:
     """Compare [n, d] embeddings row by row (row i of both is the same text)."""
     if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) < 3:
-        raise ValueError(f"need two [n >= 3, d] arrays of one shape, got {reference.shape} and {candidate.shape}")
+        raise ValueError(
+            f"need two [n >= 3, d] arrays of one shape, got {reference.shape} and {candidate.shape}"
+        )
     ref, cand = _normalise(reference), _normalise(candidate)
     cosines = (ref * cand).sum(axis=1)
     sim_ref, sim_cand = ref @ ref.T, cand @ cand.T
@@ -144,4 +150,6 @@ def tensor_scores(reference: np.ndarray, candidate: np.ndarray) -> TensorScores:
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     scale = float(np.abs(reference).max()) or 1.0
     agree = reference.argmax(axis=-1) == candidate.argmax(axis=-1)
-    return TensorScores(max_abs=float(diff.max()), max_rel=float(diff.max() / scale), argmax=float(agree.mean()))
+    return TensorScores(
+        max_abs=float(diff.max()), max_rel=float(diff.max() / scale), argmax=float(agree.mean())
+    )

@@ -103,7 +103,9 @@ def save_optimized(source: Path, target: Path, level: str = PORTABLE_LEVEL) -> N
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     }
     if level not in levels:
-        raise ValueError(f"offline optimization level must be one of {', '.join(levels)} (portable), not {level!r}")
+        raise ValueError(
+            f"offline optimization level must be one of {', '.join(levels)} (portable), not {level!r}"
+        )
     remove_model(target)
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[level]
@@ -111,7 +113,9 @@ def save_optimized(source: Path, target: Path, level: str = PORTABLE_LEVEL) -> N
     options.add_session_config_entry(
         "session.optimized_model_external_initializers_file_name", data_file(target).name
     )
-    options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    options.add_session_config_entry(
+        "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+    )
     options.log_severity_level = 3
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
     if not target.is_file():

@@ -89,7 +89,9 @@ def task_root(target: Path) -> Path:
     """What a Lambda function package holds: the functions/ package only (no layers/, scripts/…)."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(paths.FUNCTIONS, target / "functions", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        paths.FUNCTIONS, target / "functions", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     return target
 
 

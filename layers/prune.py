@@ -46,9 +46,20 @@ RULES: tuple[Rule, ...] = (
     *(
         Rule(pattern, "huggingface_hub's download stack, used only by Tokenizer.from_pretrained")
         for name in (
-            "huggingface_hub", "hf_xet", "fsspec", "filelock", "tqdm", "click", "httpx2", "httpcore2",
-            "h11", "truststore", "yaml", "_yaml", "pyyaml",
-        )  # fmt: skip
+            "huggingface_hub",
+            "hf_xet",
+            "fsspec",
+            "filelock",
+            "tqdm",
+            "click",
+            "httpx2",
+            "httpcore2",
+            "h11",
+            "truststore",
+            "yaml",
+            "_yaml",
+            "pyyaml",
+        )
         for pattern in (name, f"{name}-*.dist-info")
     ),
     Rule("numpy/f2py", "Fortran wrapper generator, imported only on demand"),

@@ -209,14 +209,29 @@ def quantize_embeddings(source: Path, target: Path) -> int:
         base = table.name
         model.graph.initializer.remove(table)
         model.graph.initializer.extend(
-            [numpy_helper.from_array(rows, f"{base}/int8"), numpy_helper.from_array(scale.astype(np.float32), f"{base}/scale")]
+            [
+                numpy_helper.from_array(rows, f"{base}/int8"),
+                numpy_helper.from_array(scale.astype(np.float32), f"{base}/scale"),
+            ]
         )
         ids, out, prefix = node.input[1], node.output[0], node.name or base
         nodes += [
-            helper.make_node("Gather", [f"{base}/int8", ids], [f"{prefix}/rows_int8"], name=f"{prefix}/gather_int8"),
-            helper.make_node("Gather", [f"{base}/scale", ids], [f"{prefix}/row_scale"], name=f"{prefix}/gather_scale"),
-            helper.make_node("Cast", [f"{prefix}/rows_int8"], [f"{prefix}/rows"], name=f"{prefix}/cast", to=onnx.TensorProto.FLOAT),
-            helper.make_node("Mul", [f"{prefix}/rows", f"{prefix}/row_scale"], [out], name=f"{prefix}/dequantize"),
+            helper.make_node(
+                "Gather", [f"{base}/int8", ids], [f"{prefix}/rows_int8"], name=f"{prefix}/gather_int8"
+            ),
+            helper.make_node(
+                "Gather", [f"{base}/scale", ids], [f"{prefix}/row_scale"], name=f"{prefix}/gather_scale"
+            ),
+            helper.make_node(
+                "Cast",
+                [f"{prefix}/rows_int8"],
+                [f"{prefix}/rows"],
+                name=f"{prefix}/cast",
+                to=onnx.TensorProto.FLOAT,
+            ),
+            helper.make_node(
+                "Mul", [f"{prefix}/rows", f"{prefix}/row_scale"], [out], name=f"{prefix}/dequantize"
+            ),
         ]
         count += 1
     del model.graph.node[:]

@@ -41,7 +41,9 @@ def build(
 
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    shutil.copytree(paths.FUNCTIONS, context / "functions", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        paths.FUNCTIONS, context / "functions", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     (context / "requirements.txt").write_text(
         "# the inference runtime's dependencies: pyproject.toml [project] dependencies\n"
         + "".join(f"{req}\n" for req in runtime_requirements())

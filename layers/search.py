@@ -26,6 +26,7 @@ LATENCY_TOKENS = 128
 LATENCY_RUNS = 15
 GATE_BATCH = 8
 MAX_SIZE_RATIO = 0.30  # of the fp32 model's bytes
+DEFAULT_THRESHOLDS = gate.EmbeddingThresholds()
 SENSITIVITY_TEXTS = 64  # calibration texts used to rank nodes by sensitivity
 
 
@@ -138,7 +139,7 @@ def search(
     calibration_feeds: Sequence[dict[str, np.ndarray]],
     latency_feed: dict[str, np.ndarray],
     output: str = "last_hidden_state",
-    thresholds: gate.EmbeddingThresholds = gate.EmbeddingThresholds(),
+    thresholds: gate.EmbeddingThresholds = DEFAULT_THRESHOLDS,
     max_size_ratio: float = MAX_SIZE_RATIO,
     progress: Progress = lambda _: None,
 ) -> SearchResult:
@@ -188,7 +189,9 @@ def search(
             final = folder / "model.onnx"
             optimize.save_optimized(quantized.path, final)
             progress(f"candidate {config.name}: gate and latency")
-            batch1 = gate.embedding_scores(ref_batch1, encode(final, "disabled", 1), margin=thresholds.top1_margin)
+            batch1 = gate.embedding_scores(
+                ref_batch1, encode(final, "disabled", 1), margin=thresholds.top1_margin
+            )
             batched = gate.embedding_scores(
                 ref_batched, encode(final, "disabled", GATE_BATCH), margin=thresholds.top1_margin
             )

@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=60, help="timed runs per scenario and model")
     parser.add_argument("--loads", type=int, default=7, help="session creations per model")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
-    parser.add_argument("--png", type=Path, default=paths.BUILD / "bench" / "model.png", help="chart to write")
+    parser.add_argument(
+        "--png", type=Path, default=paths.BUILD / "bench" / "model.png", help="chart to write"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
 
 
@@ -126,13 +128,16 @@ def run(args: argparse.Namespace) -> int:
 
     with console.status("accuracy on held-out text…"):
         embedders = {name: load(name, 2)[0] for name in dirs}
-        batch1 = {name: np.concatenate([embedders[name].embed([t]).vectors for t in heldout]) for name in dirs}
+        batch1 = {
+            name: np.concatenate([embedders[name].embed([t]).vectors for t in heldout]) for name in dirs
+        }
         for embedder in embedders.values():
             embedder.batch_size = 8
         batched = {name: embedders[name].embed(heldout).vectors for name in dirs}
         scores1 = gate.embedding_scores(batch1["fp32"], batch1["slim"])
         scores8 = gate.embedding_scores(batched["fp32"], batched["slim"])
-    accuracy = {
+    failures = list(gate.EmbeddingScores.worst(scores1, scores8).failures(gate.EmbeddingThresholds()))
+    accuracy: dict[str, object] = {
         "heldout_texts": len(heldout),
         "batch1": scores1.as_dict(),
         "batch8": scores8.as_dict(),
@@ -151,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         "session_create_speedup": num("fp32", "session_create_ms") / num("slim", "session_create_ms"),
         "first_inference_speedup": num("fp32", "first_inference_ms") / num("slim", "first_inference_ms"),
         **{
-            f"{scenario}_t{t}_speedup": num("fp32", f"{scenario}_t{t}", "p50_ms") / num("slim", f"{scenario}_t{t}", "p50_ms")
+            f"{scenario}_t{t}_speedup": num("fp32", f"{scenario}_t{t}", "p50_ms")
+            / num("slim", f"{scenario}_t{t}", "p50_ms")
             for scenario in SCENARIOS
             for t in args.threads
         },
@@ -162,9 +168,24 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("fp32", justify="right")
     table.add_column("slim", justify="right")
     table.add_column("fp32/slim", justify="right")
-    table.add_row("model bytes (MB)", f"{num('fp32', 'bytes') / 1e6:.1f}", f"{num('slim', 'bytes') / 1e6:.1f}", f"slim = {ratios['size_ratio']:.1%}")
-    table.add_row("session create (ms, median)", f"{num('fp32', 'session_create_ms'):.1f}", f"{num('slim', 'session_create_ms'):.1f}", f"{ratios['session_create_speedup']:.2f}x")
-    table.add_row("first inference (ms, median)", f"{num('fp32', 'first_inference_ms'):.2f}", f"{num('slim', 'first_inference_ms'):.2f}", f"{ratios['first_inference_speedup']:.2f}x")
+    table.add_row(
+        "model bytes (MB)",
+        f"{num('fp32', 'bytes') / 1e6:.1f}",
+        f"{num('slim', 'bytes') / 1e6:.1f}",
+        f"slim = {ratios['size_ratio']:.1%}",
+    )
+    table.add_row(
+        "session create (ms, median)",
+        f"{num('fp32', 'session_create_ms'):.1f}",
+        f"{num('slim', 'session_create_ms'):.1f}",
+        f"{ratios['session_create_speedup']:.2f}x",
+    )
+    table.add_row(
+        "first inference (ms, median)",
+        f"{num('fp32', 'first_inference_ms'):.2f}",
+        f"{num('slim', 'first_inference_ms'):.2f}",
+        f"{ratios['first_inference_speedup']:.2f}x",
+    )
     for t in args.threads:
         for scenario in SCENARIOS:
             key = f"{scenario}_t{t}"
@@ -181,7 +202,11 @@ def run(args: argparse.Namespace) -> int:
         f"accuracy on {len(heldout)} held-out texts (worst of batch 1 and batch 8): mean cosine "
         f"{worst['mean_cosine']:.4f}, min {worst['min_cosine']:.4f}, Spearman {worst['spearman']:.4f}, "
         f"top-1 {worst['top1']:.1%} ({worst['top1_counted']} counted)"
-        + (f"  [red]FAILS: {'; '.join(accuracy['failures'])}[/]" if accuracy["failures"] else "  [green]passes the gate[/]")  # type: ignore[arg-type]
+        + (
+            f"  [red]FAILS: {'; '.join(failures)}[/]"
+            if failures
+            else "  [green]passes the gate[/]"
+        )
     )
 
     _plot(args.png, figures, ratios, args.threads)
@@ -193,7 +218,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(target: Path, figures: dict[str, dict[str, object]], ratios: dict[str, float], threads: list[int]) -> None:
+def _plot(
+    target: Path, figures: dict[str, dict[str, object]], ratios: dict[str, float], threads: list[int]
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,7 +245,15 @@ def _plot(target: Path, figures: dict[str, dict[str, object]], ratios: dict[str,
         p50 = [figures[name][s]["p50_ms"] for s in scenarios]  # type: ignore[index]
         p99 = [figures[name][s]["p99_ms"] for s in scenarios]  # type: ignore[index]
         bars = right.bar(x + offset, p50, 0.4, label=f"{name} p50", color=color)
-        right.errorbar(x + offset, p50, yerr=[np.zeros(len(p50)), np.array(p99) - np.array(p50)], fmt="none", ecolor="black", capsize=2, lw=0.8)
+        right.errorbar(
+            x + offset,
+            p50,
+            yerr=[np.zeros(len(p50)), np.array(p99) - np.array(p50)],
+            fmt="none",
+            ecolor="black",
+            capsize=2,
+            lw=0.8,
+        )
         right.bar_label(bars, fmt="%.1f", fontsize=7)
     right.set_xticks(x, [s.replace("_t", "\n") + " thr" for s in scenarios], fontsize=7)
     right.set_ylabel("ms (bar p50, whisker p99)")

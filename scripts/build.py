@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         except SlimmingFailed as failure:
             console.print(f"[red]build failed:[/] {failure.code}")
             return 1
-    console.print(built.search.report())
+    console.print(built.result.report())
     slim = sum(f.bytes for f in built.manifest.files.values())
     fp32 = sum(f.bytes for f in built.fp32_manifest.files.values())
     chosen, scores = built.chosen, built.chosen.scores

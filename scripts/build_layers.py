@@ -20,8 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(ARCHES),
         help="which deps layers to build (default: all)",
     )
-    parser.add_argument("--model", type=Path, default=paths.DEFAULT_MODEL, help="model directory for the model layer")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild deps layers even if their inputs are unchanged")
+    parser.add_argument(
+        "--model", type=Path, default=paths.DEFAULT_MODEL, help="model directory for the model layer"
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="rebuild deps layers even if their inputs are unchanged"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,15 +63,25 @@ def run(args: argparse.Namespace) -> int:
             f"{model.sizes.zipped / limits.MB:.1f}",
             f"{model.model_name} -> {paths.MODEL_LAYER_MOUNT}",
         )
-        checks.append(limits.Check("model layer zipped (direct upload)", model.sizes.zipped, limits.DIRECT_UPLOAD_ZIPPED))
+        checks.append(
+            limits.Check(
+                "model layer zipped (direct upload)", model.sizes.zipped, limits.DIRECT_UPLOAD_ZIPPED
+            )
+        )
         function_code = unzipped_bytes(paths.FUNCTIONS)
         for arch in args.arch:
             target = deps_layer.local_target() if arch == "local" else deps_layer.lambda_target(arch)
-            layer = deps_layer.build(target, paths.deps_layer(arch), reuse=not args.rebuild, progress=progress)
+            layer = deps_layer.build(
+                target, paths.deps_layer(arch), reuse=not args.rebuild, progress=progress
+            )
             pruned = sum(p.bytes for p in layer.pruned)
             notes = (
                 f"Python {target.python}; pruned {pruned / limits.MB:.1f} MB; "
-                + (f"stripped {layer.stripped_bytes / limits.MB:.1f} MB" if layer.strip_tool else "not stripped (no strip tool)")
+                + (
+                    f"stripped {layer.stripped_bytes / limits.MB:.1f} MB"
+                    if layer.strip_tool
+                    else "not stripped (no strip tool)"
+                )
                 + f"; {layer.pyc_files} .pyc"
                 + (" (reused)" if layer.reused else "")
             )
@@ -80,8 +94,14 @@ def run(args: argparse.Namespace) -> int:
             )
             if arch != "local":
                 checks += [
-                    limits.Check(f"deps-{arch} unzipped (preheat budget)", layer.sizes.unzipped, limits.DEPS_UNZIPPED_BUDGET),
-                    limits.Check(f"deps-{arch} zipped (direct upload)", layer.sizes.zipped, limits.DIRECT_UPLOAD_ZIPPED),
+                    limits.Check(
+                        f"deps-{arch} unzipped (preheat budget)",
+                        layer.sizes.unzipped,
+                        limits.DEPS_UNZIPPED_BUDGET,
+                    ),
+                    limits.Check(
+                        f"deps-{arch} zipped (direct upload)", layer.sizes.zipped, limits.DIRECT_UPLOAD_ZIPPED
+                    ),
                     limits.Check(
                         f"function + model + deps-{arch} unzipped",
                         layer.sizes.unzipped + model.sizes.unzipped + function_code,
@@ -102,14 +122,18 @@ def run(args: argparse.Namespace) -> int:
             "",
             f"{unzipped_bytes(sagemaker.context) / limits.MB:.1f}",
             "",
-            "Dockerfile copied" if sagemaker.dockerfile else f"no Dockerfile yet ({paths.SAGEMAKER_DOCKERFILE.relative_to(paths.ROOT)} missing)",
+            "Dockerfile copied"
+            if sagemaker.dockerfile
+            else f"no Dockerfile yet ({paths.SAGEMAKER_DOCKERFILE.relative_to(paths.ROOT)} missing)",
         )
     console.print(table)
     for check in checks:
         console.print(("[green]" if check.ok else "[red]") + check.describe())
     over = [c for c in checks if not c.ok]
     if over:
-        console.print(f"[red]{len(over)} artifact(s) over Lambda's limits:[/] slim the deps (layers/prune.py) or the model")
+        console.print(
+            f"[red]{len(over)} artifact(s) over Lambda's limits:[/] slim the deps (layers/prune.py) or the model"
+        )
         return 1
     console.print(f"[green]layers built[/] in {time.perf_counter() - started:.0f} s")
     return 0

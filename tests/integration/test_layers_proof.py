@@ -19,7 +19,9 @@ TEXTS = ["Cold starts are what preheat removes.", "A second, unrelated sentence 
 
 
 @pytest.fixture(scope="module")
-def proof(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[probe.ProbeResult, deps_layer.DepsLayer]]:
+def proof(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[probe.ProbeResult, deps_layer.DepsLayer]]:
     if not (paths.DEFAULT_MODEL / "manifest.json").is_file():
         pytest.fail("build/models/minilm is missing: run `preheat build` (make model) first")
     # Reused across runs while pyproject's dependencies and the prune rules are unchanged.
@@ -33,7 +35,9 @@ def proof(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[probe.Prob
     yield result, deps
 
 
-def test_a_request_is_served_from_the_layers_alone(proof: tuple[probe.ProbeResult, deps_layer.DepsLayer]) -> None:
+def test_a_request_is_served_from_the_layers_alone(
+    proof: tuple[probe.ProbeResult, deps_layer.DepsLayer],
+) -> None:
     result, _ = proof
     assert result.status == 200, result.body
     vectors = np.array([item["embedding"] for item in result.body["data"]], dtype=np.float32)
@@ -42,7 +46,9 @@ def test_a_request_is_served_from_the_layers_alone(proof: tuple[probe.ProbeResul
     assert result.openapi_status == 200  # the FastAPI fallback (fastapi, pydantic) loads from the layer too
 
 
-def test_nothing_came_from_the_build_environment(proof: tuple[probe.ProbeResult, deps_layer.DepsLayer]) -> None:
+def test_nothing_came_from_the_build_environment(
+    proof: tuple[probe.ProbeResult, deps_layer.DepsLayer],
+) -> None:
     result, deps = proof
     assert result.leaks == ()
     site = str(deps.layer_dir / "python")
@@ -57,11 +63,15 @@ def test_nothing_came_from_the_build_environment(proof: tuple[probe.ProbeResult,
     assert not any(file.startswith(venv) for file in result.modules.values() if "site-packages" in file)
 
 
-def test_every_module_imported_from_the_layer_had_bytecode(proof: tuple[probe.ProbeResult, deps_layer.DepsLayer]) -> None:
+def test_every_module_imported_from_the_layer_had_bytecode(
+    proof: tuple[probe.ProbeResult, deps_layer.DepsLayer],
+) -> None:
     """Lambda's layers are read-only: a module without shipped bytecode is recompiled every cold start."""
     result, deps = proof
     site = str(deps.layer_dir / "python")
-    from_layer = {name: file for name, file in result.modules.items() if file.startswith(site) and file.endswith(".py")}
+    from_layer = {
+        name: file for name, file in result.modules.items() if file.startswith(site) and file.endswith(".py")
+    }
     assert len(from_layer) > 100
     missing = [name for name in from_layer if not Path(result.cached[name]).is_file()]
     assert missing == []
@@ -86,7 +96,13 @@ def test_the_deps_layer_was_slimmed(proof: tuple[probe.ProbeResult, deps_layer.D
     _, deps = proof
     site = deps.layer_dir / "python"
     assert (site / "onnxruntime" / "capi").is_dir()
-    for gone in ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools", "bin", "huggingface_hub"):
+    for gone in (
+        "onnxruntime/transformers",
+        "onnxruntime/quantization",
+        "onnxruntime/tools",
+        "bin",
+        "huggingface_hub",
+    ):
         assert not (site / gone).exists(), gone
     assert not list(site.glob("onnxruntime/capi/libonnxruntime.so*"))
     assert not list(site.rglob("tests"))

@@ -24,7 +24,9 @@ def built() -> tuple[manifests.Manifest, manifests.Manifest]:
     return manifests.load(paths.DEFAULT_MODEL), manifests.load(paths.FP32_MODEL)
 
 
-def test_slim_model_is_optimized_offline_and_quantized(built: tuple[manifests.Manifest, manifests.Manifest]) -> None:
+def test_slim_model_is_optimized_offline_and_quantized(
+    built: tuple[manifests.Manifest, manifests.Manifest],
+) -> None:
     import onnx
 
     slim, fp32 = built
@@ -32,14 +34,17 @@ def test_slim_model_is_optimized_offline_and_quantized(built: tuple[manifests.Ma
     assert fp32.session.graph_optimization == "all"
     assert "model.onnx.data" in slim.files  # weights mapped from an external file, not copied
     ops = collections.Counter(
-        n.op_type for n in onnx.load(str(paths.DEFAULT_MODEL / "model.onnx"), load_external_data=False).graph.node
+        n.op_type
+        for n in onnx.load(str(paths.DEFAULT_MODEL / "model.onnx"), load_external_data=False).graph.node
     )
     assert ops["QAttention"] == 6  # fused and quantized attention in every layer
     assert ops["DynamicQuantizeMatMul"] + ops["MatMulInteger"] >= 12
     assert ops["SkipLayerNormalization"] == 12
 
 
-def test_slim_model_is_at_most_30_percent_of_fp32(built: tuple[manifests.Manifest, manifests.Manifest]) -> None:
+def test_slim_model_is_at_most_30_percent_of_fp32(
+    built: tuple[manifests.Manifest, manifests.Manifest],
+) -> None:
     slim, fp32 = built
 
     def weights(m: manifests.Manifest) -> int:

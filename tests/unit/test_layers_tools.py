@@ -124,8 +124,11 @@ def test_bytecode_is_unchecked_hash_and_covers_every_module(tmp_path: Path) -> N
 
 
 def test_find_interpreter_explains_how_to_get_a_missing_python() -> None:
-    assert bytecode.interpreter_version(bytecode.find_interpreter("%d.%d" % sys.version_info[:2])) == "%d.%d" % sys.version_info[:2]
-    with pytest.raises(SystemExit, match="pyenv install 2.1"):
+    assert (
+        bytecode.interpreter_version(bytecode.find_interpreter(f"{sys.version_info[0]}.{sys.version_info[1]}"))
+        == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    )
+    with pytest.raises(SystemExit, match=r"pyenv install 2\.1"):
         bytecode.find_interpreter("2.1")
 
 

@@ -102,9 +102,15 @@ def test_sensitivity_ranks_the_node_with_outlier_inputs_first(tmp_path: Path) ->
         feeds.append({"x": x})
     activations = calibrate.capture(tmp_path / "model.onnx", feeds)
     ranking = calibrate.rank_sensitive(
-        tmp_path / "model.onnx", activations, feeds, output="y", alpha=None, reduce_range=True, op_types=("MatMul",)
+        tmp_path / "model.onnx",
+        activations,
+        feeds,
+        output="y",
+        alpha=None,
+        reduce_range=True,
+        op_types=("MatMul",),
     )
-    assert [node for node, _ in ranking][0] == "first"
+    assert next(node for node, _ in ranking) == "first"
     assert all(score >= 0 for _, score in ranking)
 
 
