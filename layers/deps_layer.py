@@ -52,7 +52,12 @@ def lambda_target(arch: str) -> Target:
 
 def local_target() -> Target:
     machine = platform.machine()
-    return Target("local", f"{sys.version_info[0]}.{sys.version_info[1]}", (), "aarch64" if machine == "arm64" else machine)
+    return Target(
+        "local",
+        f"{sys.version_info[0]}.{sys.version_info[1]}",
+        (),
+        "aarch64" if machine == "arm64" else machine,
+    )
 
 
 def runtime_requirements(pyproject: Path = paths.PYPROJECT) -> tuple[str, ...]:

@@ -11,6 +11,11 @@ from layers import paths
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=paths.MODELS, help="where model directories go")
+    parser.add_argument(
+        "--ort-format",
+        action="store_true",
+        help="write the slim model in ONNX Runtime's format (model.ort) instead of ONNX + external data",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             console.log(message)
 
         try:
-            built = build_default(default_source(), args.out, progress=progress)
+            built = build_default(default_source(), args.out, ort_format=args.ort_format, progress=progress)
         except SlimmingFailed as failure:
             console.print(f"[red]build failed:[/] {failure.code}")
             return 1

@@ -134,3 +134,20 @@ def test_fake_quantized_weights_use_7_bits_with_reduce_range() -> None:
 def test_bad_configurations_are_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         QuantConfig("bad", **kwargs)  # type: ignore[arg-type]
+
+
+def test_offline_optimization_and_ort_format_keep_the_function(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    two_matmul_model(
+        tmp_path / "model.onnx",
+        rng.normal(size=(8, 8)).astype(np.float32),
+        rng.normal(size=(8, 4)).astype(np.float32),
+    )
+    optimize.save_optimized(tmp_path / "model.onnx", tmp_path / "optimized.onnx")
+    optimize.save_ort_format(tmp_path / "optimized.onnx", tmp_path / "model.ort")
+    x = {"x": rng.normal(size=(3, 8)).astype(np.float32)}
+    expected = run(tmp_path / "model.onnx", x)
+    np.testing.assert_allclose(run(tmp_path / "optimized.onnx", x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run(tmp_path / "model.ort", x), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="portable"):
+        optimize.save_optimized(tmp_path / "model.onnx", tmp_path / "all.onnx", level="all")
