@@ -11,7 +11,7 @@ also feeds a residual connection, so it cannot be folded into the previous Layer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +81,17 @@ def smoothing_scales(channel_max: np.ndarray, weight: np.ndarray, alpha: float) 
     return clipped
 
 
-def smooth(source: Path, target: Path, activations: Activations, alpha: float) -> int:
-    """Write target = source with every target node's input channels smoothed; return how many."""
+Alphas = float | Mapping[str, float]  # one alpha for every node, or per node (absent: not smoothed)
+
+
+def alpha_for(alphas: Alphas | None, node: str) -> float | None:
+    if alphas is None or isinstance(alphas, float | int):
+        return alphas
+    return alphas.get(node)
+
+
+def smooth(source: Path, target: Path, activations: Activations, alpha: Alphas) -> int:
+    """Write target = source with target nodes' input channels smoothed; return how many."""
     import onnx
     from onnx import numpy_helper
 
@@ -95,9 +104,15 @@ def smooth(source: Path, target: Path, activations: Activations, alpha: float) -
     count = 0
     for node in model.graph.node:
         t = by_node.get(node.name)
-        if t is not None and node.op_type == t.op_type and t.activation in activations.samples:
+        node_alpha = alpha_for(alpha, node.name)
+        if (
+            t is not None
+            and node_alpha is not None
+            and node.op_type == t.op_type
+            and t.activation in activations.samples
+        ):
             weight = numpy_helper.to_array(inits[t.weight])
-            scales = smoothing_scales(activations.channel_max(t.activation), weight, alpha)
+            scales = smoothing_scales(activations.channel_max(t.activation), weight, node_alpha)
             inits[t.weight].CopyFrom(
                 numpy_helper.from_array((weight * scales[:, None]).astype(np.float32), t.weight)
             )
@@ -143,7 +158,7 @@ def rank_sensitive(
     feeds: Sequence[dict[str, np.ndarray]],
     *,
     output: str,
-    alpha: float | None,
+    alpha: Alphas | None,
     reduce_range: bool,
     op_types: Sequence[str] = ("MatMul",),
 ) -> list[tuple[str, float]]:
@@ -179,8 +194,9 @@ def rank_sensitive(
         prefix = f"{t.node}/probe"
         new_nodes = []
         source = t.activation
-        if alpha is not None:
-            scales = smoothing_scales(activations.channel_max(t.activation), weight, alpha)
+        node_alpha = alpha_for(alpha, t.node)
+        if node_alpha is not None:
+            scales = smoothing_scales(activations.channel_max(t.activation), weight, node_alpha)
             weight = weight * scales[:, None]
             trial.graph.initializer.append(
                 numpy_helper.from_array((1.0 / scales).astype(np.float32), f"{prefix}/inv")
@@ -205,3 +221,59 @@ def rank_sensitive(
         candidate = mean_pooled(session_for(trial), feeds, output)
         scores.append((t.node, float(1.0 - (reference * candidate).sum(axis=1).mean())))
     return sorted(scores, key=lambda item: item[1], reverse=True)
+
+
+def local_error(
+    samples: Sequence[np.ndarray], weight: np.ndarray, alpha: float | None, *, reduce_range: bool
+) -> float:
+    """||XqWq - XW|| / ||XW|| for one node under ORT's dynamic int8 scheme, emulated in numpy: uint8
+    asymmetric activations with one scale per call (per text), int8 per-channel weights. Comparable
+    across alphas for one node (the downstream effect is the same), not across nodes."""
+    w = weight.astype(np.float32)
+    xs = [x.astype(np.float32) for x in samples]
+    if alpha is not None:
+        scales = smoothing_scales(np.max([np.abs(x).max(axis=0) for x in xs], axis=0), w, alpha)
+        w = w * scales[:, None]
+        xs = [x / scales for x in xs]
+    wq = fake_quantized_weight(w, reduce_range=reduce_range)
+    quantized = []
+    for x in xs:
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        step = (hi - lo) / 255.0 or 1.0
+        zero = np.round(-lo / step)
+        quantized.append((np.clip(np.round(x / step) + zero, 0, 255) - zero) * step)
+    exact = np.concatenate(xs) @ w
+    approx = np.concatenate(quantized).astype(np.float32) @ wq
+    return float(np.linalg.norm(approx - exact) / max(float(np.linalg.norm(exact)), 1e-12))
+
+
+def choose_alphas(
+    model: Path,
+    activations: Activations,
+    *,
+    grid: Sequence[float],
+    reduce_range: bool,
+    min_gain: float = 0.15,
+    texts: int = 64,
+) -> dict[str, float]:
+    """Per node, the alpha in grid with the lowest emulated int8 error; a node is left unsmoothed
+    (and gets no Mul) unless smoothing cuts its error by at least min_gain."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model)).graph
+    inits = {init.name: init for init in graph.initializer}
+    chosen = {}
+    for t in activations.targets:
+        if t.activation not in activations.samples:
+            continue
+        weight = numpy_helper.to_array(inits[t.weight])
+        samples = activations.samples[t.activation][:texts]
+        plain = local_error(samples, weight, None, reduce_range=reduce_range)
+        best_alpha, best = min(
+            ((a, local_error(samples, weight, a, reduce_range=reduce_range)) for a in grid),
+            key=lambda item: item[1],
+        )
+        if best < plain * (1.0 - min_gain):
+            chosen[t.node] = float(best_alpha)
+    return chosen

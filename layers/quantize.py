@@ -22,6 +22,7 @@ import numpy as np
 from layers.optimize import quiet, remove_model, save_model
 
 KEEP_AS = ("int8-block", "fp32")
+SMOOTH_GRID = (0.5, 0.7, 0.85, 0.95)
 METHODS = ("dynamic", "static")
 EMBEDDINGS = ("int8-row", "fp32")
 # Gather tables at least this big (bytes, fp32) are quantized by row: word and position embeddings,
@@ -35,7 +36,8 @@ class QuantConfig:
     method: str = "dynamic"
     per_channel: bool = True
     reduce_range: bool = True
-    smooth_alpha: float | None = None
+    smooth_alpha: float | None = None  # one alpha for every node
+    smooth_per_node: bool = False  # alpha per node from SMOOTH_GRID (smooth_alpha must be None)
     keep: int = 0  # how many of the most sensitive MatMuls stay out of per-tensor int8
     keep_as: str = "int8-block"
     embeddings: str = "int8-row"
@@ -47,6 +49,8 @@ class QuantConfig:
             raise ValueError(f"keep_as {self.keep_as!r} is not one of {', '.join(KEEP_AS)}")
         if self.embeddings not in EMBEDDINGS:
             raise ValueError(f"embeddings {self.embeddings!r} is not one of {', '.join(EMBEDDINGS)}")
+        if self.smooth_per_node and self.smooth_alpha is not None:
+            raise ValueError("choose smooth_alpha or smooth_per_node, not both")
         if self.smooth_alpha is not None and not 0.0 < self.smooth_alpha < 1.0:
             raise ValueError(f"smooth_alpha must be between 0 and 1, got {self.smooth_alpha}")
         if self.keep < 0:

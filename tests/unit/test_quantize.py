@@ -151,3 +151,27 @@ def test_offline_optimization_and_ort_format_keep_the_function(tmp_path: Path) -
     np.testing.assert_allclose(run(tmp_path / "model.ort", x), expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="portable"):
         optimize.save_optimized(tmp_path / "model.onnx", tmp_path / "all.onnx", level="all")
+
+
+def test_per_node_alphas_smooth_only_where_it_pays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    w1 = rng.normal(size=(16, 16)).astype(np.float32)
+    w2 = rng.normal(size=(16, 4)).astype(np.float32)
+    two_matmul_model(tmp_path / "model.onnx", w1, w2)
+    feeds = []
+    for _ in range(8):
+        x = rng.normal(size=(6, 16)).astype(np.float32)
+        x[:, 2] *= 60.0  # the first MatMul's input has an outlier channel; its output mostly does not
+        feeds.append({"x": x})
+    activations = calibrate.capture(tmp_path / "model.onnx", feeds)
+    alphas = calibrate.choose_alphas(
+        tmp_path / "model.onnx", activations, grid=(0.5, 0.7, 0.85), reduce_range=True
+    )
+    assert "first" in alphas and alphas["first"] in (0.5, 0.7, 0.85)
+    assert calibrate.smooth(tmp_path / "model.onnx", tmp_path / "s.onnx", activations, alphas) == len(alphas)
+    for feed in feeds:
+        np.testing.assert_allclose(
+            run(tmp_path / "s.onnx", feed), run(tmp_path / "model.onnx", feed), rtol=1e-4, atol=1e-2
+        )
+    with pytest.raises(ValueError, match="not both"):
+        QuantConfig("both", smooth_alpha=0.5, smooth_per_node=True)
