@@ -10,6 +10,7 @@ same figures under `fp32` and `slim`.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from layers import paths
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from functions.inference.tasks.embedding import TextEmbedder
     from layers import gate, textdata
 
-    console = Console()
+    # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     if args.runs < 5 or args.loads < 1:
         console.print("[red]--runs must be >= 5 and --loads >= 1[/]")
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from layers.build import SlimmingFailed, build_default
     from layers.source import default_source
 
-    console = Console()
+    # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     started = time.perf_counter()
     with console.status("building all-MiniLM-L6-v2…") as status:
 

@@ -4,6 +4,7 @@ the SageMaker model.tar.gz and container context, with a size report against Lam
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from layers import deps_layer, limits, model_layer, sagemaker_artifacts
     from layers.archive import unzipped_bytes
 
-    console = Console()
+    # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     started = time.perf_counter()
     try:
         manifests.load(args.model)
