@@ -13,7 +13,8 @@ import pytest
 
 from layers import deps_layer, model_layer, paths, probe
 
-pytestmark = pytest.mark.integration
+# The first run builds the deps layer (pip from PyPI, bytecode, zip): minutes, not the default 300 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TEXTS = ["Cold starts are what preheat removes.", "A second, unrelated sentence about gardening."]
 
