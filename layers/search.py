@@ -27,7 +27,8 @@ LATENCY_RUNS = 15
 GATE_BATCH = 8
 MAX_SIZE_RATIO = 0.30  # of the fp32 model's bytes
 DEFAULT_THRESHOLDS = gate.EmbeddingThresholds()
-SENSITIVITY_TEXTS = 64  # calibration texts used to rank nodes by sensitivity
+SENSITIVITY_TEXTS = 64
+SPEED_TIE = 0.05  # calibration texts used to rank nodes by sensitivity
 
 
 def default_space() -> tuple[QuantConfig, ...]:
@@ -74,9 +75,15 @@ class SearchResult:
 
     @property
     def chosen(self) -> Outcome | None:
-        """The fastest passing candidate, by its speed-up over fp32 measured side by side."""
+        """The fastest passing candidate, by its speed-up over fp32 measured side by side. Candidates
+        within SPEED_TIE of the fastest count as equally fast (timings on a shared machine move by
+        more than that between runs; bytes do not), and of those the smallest wins."""
         passing = [o for o in self.outcomes if o.passed]
-        return max(passing, key=lambda o: o.speedup) if passing else None
+        if not passing:
+            return None
+        best = max(o.speedup for o in passing)
+        tied = [o for o in passing if o.speedup >= best * (1.0 - SPEED_TIE)]
+        return min(tied, key=lambda o: (o.model_bytes, -o.speedup))
 
     def report(self) -> str:
         lines = [

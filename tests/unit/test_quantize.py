@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from layers import calibrate, optimize, quantize
+from layers import calibrate, gate, optimize, quantize, search
 from layers.quantize import QuantConfig
 
 
@@ -175,3 +175,38 @@ def test_per_node_alphas_smooth_only_where_it_pays(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="not both"):
         QuantConfig("both", smooth_alpha=0.5, smooth_per_node=True)
+
+
+def _outcome(name: str, size: int, speedup: float, passed: bool = True) -> search.Outcome:
+    scores = gate.EmbeddingScores(0.999, 0.99, 0.999, 1.0, 10, 20)
+    return search.Outcome(
+        config=QuantConfig(name),
+        model_bytes=size,
+        size_ratio=size / 100,
+        scores=scores,
+        batch1=scores,
+        batched=scores,
+        latency_ms=10.0 / speedup,
+        reference_ms=10.0,
+        kept=(),
+        failures=() if passed else ("min cosine 0.9 < 0.98",),
+        seconds=1.0,
+        path=Path("unused"),
+    )
+
+
+def test_search_keeps_the_fastest_passing_and_breaks_near_ties_by_size() -> None:
+    result = search.SearchResult(
+        (
+            _outcome("fastest-but-failing", 20, 2.0, passed=False),
+            _outcome("big", 29, 1.60),
+            _outcome("small", 25, 1.55),  # within 5% of the fastest passing: the smaller one wins
+            _outcome("slow", 21, 1.20),
+        )
+    )
+    chosen = result.chosen
+    assert chosen is not None and chosen.config.name == "small"
+    assert "FAIL" in result.report() and "pass" in result.report()
+    clear = search.SearchResult((_outcome("big", 29, 1.9), _outcome("small", 25, 1.5)))
+    assert clear.chosen is not None and clear.chosen.config.name == "big"
+    assert search.SearchResult((_outcome("x", 20, 2.0, passed=False),)).chosen is None
