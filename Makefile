@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 
 model: $(MODEL)
 
-$(MODEL): $(STAMP) $(wildcard layers/*.py)
+$(MODEL): $(STAMP) $(wildcard layers/*.py) $(wildcard layers/data/*.txt)
 	$(BIN)/preheat build
 
 demo: $(STAMP)
