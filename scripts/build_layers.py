@@ -124,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
             "",
             f"{unzipped_bytes(sagemaker.context) / limits.MB:.1f}",
             "",
-            "Dockerfile copied"
-            if sagemaker.dockerfile
-            else f"no Dockerfile yet ({paths.SAGEMAKER_DOCKERFILE.relative_to(paths.ROOT)} missing)",
+            "docker build context (Dockerfile, requirements.txt, functions/, model/)",
         )
     console.print(table)
     for check in checks:
