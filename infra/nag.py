@@ -24,3 +24,12 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     if len(reason) < 20:
         raise ValueError(f"acknowledging {rule}: give a real reason, not {reason!r}")
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=f"{PLUGIN}::{rule}", reason=reason))
+
+
+def arn(scope: IConstruct, service: str, resource: str) -> str:
+    """An ARN in this stack's account and region, as cdk-nag prints it in finding ids: pseudo parameters
+    in angle brackets where the stack is environment-agnostic, literal values where it is not."""
+    stack = cdk.Stack.of(scope)
+    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+    return f"arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"

@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import nag
-from infra.config import LambdaConfig
+from infra.config import ConfigError, LambdaConfig
 from infra.constructs.code import inference_code
 
 HANDLER = "functions.inference.handler.handler"
@@ -98,15 +98,16 @@ class InferenceFunction(Construct):
         self.model_layer: lambda_.LayerVersion | None = None
         self.deps_layer: lambda_.LayerVersion | None = None
         if cfg.package == "image":
+            build_args, ignore = _image_context(props)
             self.function: lambda_.Function = lambda_.DockerImageFunction(
                 self,
                 "Function",
                 code=lambda_.DockerImageCode.from_image_asset(
                     str(props.root),
                     file=IMAGE_DOCKERFILE,
-                    build_args={"ARCH": cfg.architecture},
+                    build_args=build_args,
                     platform=_platform(cfg.architecture),
-                    exclude=_image_context(props),
+                    exclude=ignore,
                     ignore_mode=cdk.IgnoreMode.DOCKER,
                 ),
                 **common,  # type: ignore[arg-type]
@@ -231,12 +232,16 @@ def _platform(architecture: str) -> cdk.aws_ecr_assets.Platform:
     return ecr_assets.Platform.LINUX_ARM64 if architecture == "arm64" else ecr_assets.Platform.LINUX_AMD64
 
 
-def _image_context(props: InferenceFunctionProps) -> list[str]:
-    """Docker build context = the repository, minus everything the image does not copy."""
-    keep = [
-        "functions",
-        IMAGE_DOCKERFILE,
-        str(props.model_layer.relative_to(props.root)),
-        str(props.deps_layer.relative_to(props.root)),
-    ]
-    return ["*", *(f"!{k}" for k in keep), "functions/sagemaker", "functions/baselines", "**/__pycache__"]
+def _image_context(props: InferenceFunctionProps) -> tuple[dict[str, str], list[str]]:
+    """Build args and ignore patterns: the context is the repository, minus what the image does not copy."""
+    try:
+        model = props.model_layer.relative_to(props.root).as_posix()
+        deps = props.deps_layer.relative_to(props.root).as_posix()
+    except ValueError:
+        raise ConfigError(
+            "preheat.lambda.package 'image' builds from the repository, so preheat.layers.model and "
+            f"preheat.layers.depsRoot must lie inside {props.root}"
+        ) from None
+    keep = ["functions", IMAGE_DOCKERFILE, model, deps]
+    ignore = ["*", *(f"!{k}" for k in keep), "functions/sagemaker", "functions/baselines", "**/__pycache__"]
+    return {"MODEL_LAYER": model, "DEPS_LAYER": deps}, ignore

@@ -99,7 +99,10 @@ class KeepWarm(Construct):
                 # Pings run concurrently and each holds its instance for hold_ms: allow for that.
                 timeout=cdk.Duration.seconds(30 + props.warmer.hold_ms // 1000),
             )
-            t.function.grant_invoke(self.warmer)
+            # The alias ARN (or, without an alias, the function's own): not `function:*` as grant_invoke gives.
+            self.warmer.add_to_role_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[t.function.function_arn])
+            )
             self._schedule("WarmerSchedule", props.warmer.schedule, self.warmer, "keep instances warm")
         if props.controller.enabled:
             env = {
@@ -226,7 +229,7 @@ class KeepWarm(Construct):
             )
             nag.acknowledge(
                 _policy(fn),
-                f"AwsSolutions-IAM5[Resource::{_nag_arn('application-autoscaling', 'scalable-target/*')}]",
+                f"AwsSolutions-IAM5[Resource::{nag.arn(fn, 'application-autoscaling', 'scalable-target/*')}]",
                 "scalable-target ARNs end in an id AWS generates when the target is registered; the statement "
                 "is limited to this account and region and, by an aws:ResourceTag condition, to this stack's target",
             )
@@ -234,7 +237,7 @@ class KeepWarm(Construct):
             e = props.endpoint
             nag.acknowledge(
                 _policy(fn),
-                f"AwsSolutions-IAM5[Resource::{_nag_arn('sagemaker', f'endpoint-config/{e.endpoint_name.lower()}*')}]",
+                f"AwsSolutions-IAM5[Resource::{nag.arn(fn, 'sagemaker', f'endpoint-config/{e.endpoint_name.lower()}*')}]",
                 "the controller creates a new endpoint config (named after the endpoint, with a generated suffix) "
                 "each time it changes provisioned concurrency: the names exist only at run time",
             )
@@ -261,8 +264,3 @@ def _policy(fn: lambda_.Function) -> IConstruct:
     """The role's default policy, where cdk-nag reports IAM findings."""
     assert fn.role is not None
     return fn.role.node.find_child("DefaultPolicy")
-
-
-def _nag_arn(service: str, resource: str) -> str:
-    """An ARN as cdk-nag prints it in finding ids (pseudo parameters in angle brackets)."""
-    return f"arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"

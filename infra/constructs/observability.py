@@ -38,11 +38,13 @@ class Observability(Construct):
             else None
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
+        stack = cdk.Stack.of(self)
         for a in d.alarms:
             watched = _series(a.watched(), a.series, period)
             alarm = watched.create_alarm(
                 self,
                 a.id,
+                alarm_name=f"{stack.stack_name}-{a.id}",
                 alarm_description=a.description,
                 threshold=a.threshold,
                 evaluation_periods=a.evaluation_periods,
@@ -55,10 +57,23 @@ class Observability(Construct):
                 alarm.add_alarm_action(actions.SnsAction(topic))
                 alarm.add_ok_action(actions.SnsAction(topic))
             self.alarms[a.id] = alarm
-        self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=list(self.alarms.values()), width=24, height=3
+        # Alarms by their (named) ARNs rather than references: the dashboard does not need the alarms to
+        # exist first, and a deployment without alarm support (moto) still gets its dashboard.
+        status = [
+            cloudwatch.Alarm.from_alarm_arn(
+                self,
+                f"{name}Ref",
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{stack.stack_name}-{name}",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                ),
             )
+            for name in self.alarms
+        ]
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=status, width=24, height=3)
         )
 
 

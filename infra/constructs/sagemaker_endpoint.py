@@ -115,8 +115,7 @@ class ServerlessEndpoint(Construct):
         )
         nag.acknowledge(
             policy,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-            f"/aws/sagemaker/Endpoints/{cfg.endpoint_name}:*]",
+            f"AwsSolutions-IAM5[Resource::{nag.arn(self, 'logs', f'log-group:/aws/sagemaker/Endpoints/{cfg.endpoint_name}:*')}]",
             "SageMaker names each instance's log stream at run time; the statement is limited to this "
             "endpoint's own log group",
         )
