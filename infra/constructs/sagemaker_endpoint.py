@@ -126,7 +126,7 @@ class ServerlessEndpoint(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 model_data_url=data.s3_object_url,
-                environment={"PREHEAT_MODEL_DIR": MODEL_DIR, **props.environment},
+                environment={**props.environment, "PREHEAT_MODEL_DIR": MODEL_DIR},
             ),
         )
         # The role's policy must exist before SageMaker checks that the role can read the model.
