@@ -510,13 +510,14 @@ def test_alarms_on_cold_start_rate_and_p99(default: Any) -> None:
         {"Name": "start", "Value": "cold"},
     ]
     assert all(m["ReturnData"] is False for m in inputs.values())
-    warm = only(default, "AWS::CloudWatch::Alarm", AlarmName="Preheat-WarmLatencyP99")["Properties"]
-    assert (
-        warm["ExtendedStatistic"] == "p99" and warm["Threshold"] == 100.0 and warm["MetricName"] == "Latency"
-    )
-    assert {"Name": "start", "Value": "warm"} in warm["Dimensions"]
+    for name, start, threshold in (("WarmLatencyP99", "warm", 100.0), ("ColdLatencyP99", "cold", 3000.0)):
+        alarm = only(default, "AWS::CloudWatch::Alarm", AlarmName=f"Preheat-{name}")["Properties"]
+        assert alarm["Threshold"] == threshold
+        (query,) = alarm["Metrics"]
+        stat = query["MetricStat"]
+        assert stat["Stat"] == "p99" and stat["Metric"]["MetricName"] == "Latency"
+        assert {"Name": "start", "Value": start} in stat["Metric"]["Dimensions"]
     cold = only(default, "AWS::CloudWatch::Alarm", AlarmName="Preheat-ColdLatencyP99")["Properties"]
-    assert cold["ExtendedStatistic"] == "p99" and {"Name": "start", "Value": "cold"} in cold["Dimensions"]
     assert "AlarmActions" not in cold
 
 
