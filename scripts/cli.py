@@ -18,6 +18,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "build", "scripts.build", "build the default model into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
+    ("", "dashboard", "scripts.dashboard", "draw the deployed CloudWatch dashboard locally (PNG + HTML) from the twin's metrics"),
 ]
 
 

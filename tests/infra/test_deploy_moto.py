@@ -10,59 +10,22 @@ SageMaker model/config/endpoint, dashboard) goes through the real CDK CLI and Cl
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.infra.conftest import ROOT, BuildOutputs
+from tests.infra.moto_server import MotoServer
 from tests.infra.test_synth_cli import cdk_cli
 from tests.infra.test_synth_cli import env as cli_env
 
 pytestmark = pytest.mark.slow
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-
-
-class MotoServer:
-    """A moto_server subprocess on a free port of 127.0.0.1 (port 0: the OS picks, we read it back)."""
-
-    def __init__(self, log: Path) -> None:
-        self.log = log
-        self._file = log.open("w")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", "0"],
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = self._wait_for_url()
-
-    def _wait_for_url(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(r"http://127\.0\.0\.1:(\d+)", self.log.read_text())
-            if match and match.group(1) != "0":
-                return f"http://127.0.0.1:{match.group(1)}"
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited: {self.log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("moto_server did not report its port in 30 s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._file.close()
 
 
 @pytest.fixture(scope="module")
