@@ -182,16 +182,19 @@ def test_snapstart_hooks_reseed_and_renew(load_handler: Any, embedding_dir: Any)
     sys.modules.pop("functions.inference.snapstart", None)
     import functions.inference.snapstart as snap
 
-    calls: list[str] = []
-    snap._entry.RUNTIME.plane.after_restore = lambda: calls.append("renewed")  # type: ignore[attr-defined]
-    snap.before_snapshot()
-    random.seed(7)
-    first = random.random()
-    random.seed(7)
-    snap.after_restore()
-    assert random.random() != first
-    assert calls == ["renewed"]
-    assert snap.handler is snap._entry.handler
+    try:
+        calls: list[str] = []
+        snap._entry.RUNTIME.plane.after_restore = lambda: calls.append("renewed")  # type: ignore[attr-defined]
+        snap.before_snapshot()
+        random.seed(7)
+        first = random.random()
+        random.seed(7)
+        snap.after_restore()
+        assert random.random() != first
+        assert calls == ["renewed"]
+        assert snap.handler is snap._entry.handler
+    finally:
+        sys.modules.pop("functions.inference.snapstart", None)
 
 
 def test_scheduled_capacity_actions(synth: Synth, outputs: BuildOutputs) -> None:
