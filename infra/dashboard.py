@@ -14,6 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infra.config import PreheatConfig
 
 START_USER_KINDS = ("cold", "warm", "provisioned", "restore")  # requests; `warmup` pings are not
 PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")
@@ -472,6 +476,30 @@ def build(
     dashboard = Dashboard(name, period_seconds, tuple(b.graphs() + b.sagemaker()), b.alarms())
     validate(dashboard)
     return dashboard
+
+
+def for_config(config: PreheatConfig, *, function_name: str) -> Dashboard:
+    """The dashboard of a deployment: the stack passes its function's name (a token), `preheat
+    dashboard` the name the twin runs it under; everything else comes from the config."""
+    alarms = config.dashboard.alarms
+    return build(
+        config.dashboard.name,
+        Names(
+            namespace=config.namespace,
+            service=config.service,
+            function_name=function_name,
+            endpoint_name=config.sagemaker.endpoint_name if config.sagemaker.enabled else None,
+            cache_levels=config.dashboard.cache_levels,
+        ),
+        period_seconds=config.dashboard.period_seconds,
+        thresholds=Thresholds(
+            cold_start_rate_percent=alarms.cold_start_rate_percent,
+            warm_p99_ms=alarms.warm_p99_ms,
+            cold_p99_ms=alarms.cold_p99_ms,
+            evaluation_periods=alarms.evaluation_periods,
+            utilization_target=config.lambda_.provisioned.utilization_target,
+        ),
+    )
 
 
 def validate(dashboard: Dashboard) -> None:

@@ -15,7 +15,7 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,25 +76,15 @@ def run(args: argparse.Namespace) -> int:
 
     from infra import dashboard as spec
     from infra.config import ROOT, PreheatConfig
-    from infra.stacks.preheat import thresholds
     from scripts.metrics_query import CloudWatchSource, Window
 
     console = Console()
     target = resolve_target(args)
     context = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
     config = PreheatConfig.from_context(context)
-    definition = spec.build(
-        config.dashboard.name,
-        spec.Names(
-            namespace=config.namespace,
-            service=config.service,
-            function_name=args.function_name,
-            endpoint_name=config.sagemaker.endpoint_name if config.sagemaker.enabled else None,
-            cache_levels=config.dashboard.cache_levels,
-        ),
-        period_seconds=args.period or config.dashboard.period_seconds,
-        thresholds=thresholds(config),
-    )
+    definition = spec.for_config(config, function_name=args.function_name)
+    if args.period:
+        definition = replace(definition, period_seconds=args.period)
     kwargs: dict[str, Any] = {"region_name": target.region}
     if target.endpoint_url:
         kwargs["endpoint_url"] = target.endpoint_url

@@ -143,19 +143,7 @@ class PreheatStack(cdk.Stack):
         else:
             self.keep_warm = None
 
-        definition = spec.build(
-            config.dashboard.name,
-            spec.Names(
-                namespace=config.namespace,
-                service=config.service,
-                function_name=self.inference.function.function_name,
-                alias=ALIAS,
-                endpoint_name=sm.endpoint_name if sm.enabled else None,
-                cache_levels=config.dashboard.cache_levels,
-            ),
-            period_seconds=config.dashboard.period_seconds,
-            thresholds=thresholds(config),
-        )
+        definition = spec.for_config(config, function_name=self.inference.function.function_name)
         self.observability = Observability(
             self, "Observability", ObservabilityProps(definition, config.dashboard.alarms.topic_arn)
         )
@@ -169,13 +157,3 @@ class PreheatStack(cdk.Stack):
             cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
         cdk.CfnOutput(self, "DashboardName", value=config.dashboard.name)
 
-
-def thresholds(config: PreheatConfig) -> spec.Thresholds:
-    a = config.dashboard.alarms
-    return spec.Thresholds(
-        cold_start_rate_percent=a.cold_start_rate_percent,
-        warm_p99_ms=a.warm_p99_ms,
-        cold_p99_ms=a.cold_p99_ms,
-        evaluation_periods=a.evaluation_periods,
-        utilization_target=config.lambda_.provisioned.utilization_target,
-    )
