@@ -198,6 +198,7 @@ class InferenceFunction(Construct):
             resource_id=self.scalable_resource_id,
             min_capacity=low,
             max_capacity=high,
+            role=service_linked_role(self, "lambda", "LambdaConcurrency"),
         )
         target.node.add_dependency(self.alias)
         cdk.Tags.of(target).add(SCALING_TAG, cdk.Names.unique_id(self))
@@ -215,6 +216,19 @@ class InferenceFunction(Construct):
             ),
         )
         return target
+
+
+def service_linked_role(scope: Construct, service: str, suffix: str) -> iam.IRole:
+    """Application Auto Scaling's service-linked role for `service` (created by AWS on first use), as
+    CloudFormation recommends, rather than a new role holding no permissions of its own."""
+    arn = cdk.Stack.of(scope).format_arn(
+        service="iam",
+        region="",
+        resource="role",
+        resource_name=f"aws-service-role/{service}.application-autoscaling.amazonaws.com/"
+        f"AWSServiceRoleForApplicationAutoScaling_{suffix}",
+    )
+    return iam.Role.from_role_arn(scope, f"{suffix}ScalingRole", arn, mutable=False)
 
 
 def _retention_name(days: int) -> str:

@@ -19,6 +19,7 @@ from constructs import Construct
 
 from infra import nag
 from infra.config import SageMakerConfig
+from infra.constructs.inference_function import service_linked_role
 
 VARIANT = "AllTraffic"  # a serverless endpoint has exactly one production variant
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
@@ -169,6 +170,7 @@ class ServerlessEndpoint(Construct):
                 resource_id=f"endpoint/{cfg.endpoint_name}/variant/{VARIANT}",
                 min_capacity=cfg.provisioned_concurrency,
                 max_capacity=cfg.autoscale_max,
+                role=service_linked_role(self, "sagemaker", "SageMakerEndpoint"),
             )
             self.scaling.node.add_dependency(self.endpoint)
             self.scaling.scale_to_track_metric(

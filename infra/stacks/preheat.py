@@ -156,4 +156,3 @@ class PreheatStack(cdk.Stack):
         if self.endpoint is not None:
             cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
         cdk.CfnOutput(self, "DashboardName", value=config.dashboard.name)
-

@@ -106,6 +106,14 @@ def test_alias_live_with_provisioned_concurrency_and_target_tracking_on_maximum(
     assert props["ResourceId"] == {"Fn::Join": ["", ["function:", {"Ref": function}, ":live"]]}
     alias_id = ref_of(default, "AWS::Lambda::Alias", Name="live")
     assert alias_id in target["DependsOn"]
+    role = json.dumps(props["RoleARN"])
+    assert "aws-service-role/lambda.application-autoscaling.amazonaws.com/" in role
+    assert "AWSServiceRoleForApplicationAutoScaling_LambdaConcurrency" in role
+    assert not [
+        r
+        for r in resources(default, "AWS::IAM::Role").values()
+        if "application-autoscaling" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ], "no extra, permission-less roles for Application Auto Scaling"
     policy = only(
         default,
         "AWS::ApplicationAutoScaling::ScalingPolicy",
@@ -278,6 +286,7 @@ def test_sagemaker_provisioned_concurrency_autoscaling(default: Any) -> None:
     assert props["ResourceId"] == "endpoint/preheat-embeddings/variant/AllTraffic"
     assert (props["MinCapacity"], props["MaxCapacity"]) == (1, 5)
     assert ref_of(default, "AWS::SageMaker::Endpoint") in target["DependsOn"]
+    assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in json.dumps(props["RoleARN"])
     only(
         default,
         "AWS::ApplicationAutoScaling::ScalingPolicy",
