@@ -202,3 +202,33 @@ def test_target_comes_from_the_twin_state(tmp_path: Path) -> None:
     assert explicit.endpoint_url == "http://127.0.0.1:1"
     aws = resolve_target(parser.parse_args(["--state-dir", str(tmp_path / "none"), "--aws"]))
     assert aws.endpoint_url is None and aws.local is False
+
+
+def test_dashboard_draws_what_the_real_handler_emitted(
+    moto: MotoServer, tmp_path: Path, load_handler: Any, embedding_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end on one machine: the Lambda handler serves requests (one cold, then warm), its stdout
+    goes to moto as Lambda ships it, and the dashboard shows its cold and warm latency apart."""
+    from tests.conftest import context, event
+
+    handler = load_handler(embedding_dir)
+    capsys.readouterr()
+    for i in range(12):
+        reply = handler.handler(event("function_url"), context(f"req-{i}"))
+        assert reply["statusCode"] == 200
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [b["start"] for b in blobs] == ["cold"] + ["warm"] * 11
+    moment = minute(2)
+    ship(moto, at(blobs, moment))
+    latencies = {kind: sorted(b["Latency"][0] for b in blobs if b["start"] == kind) for kind in ("cold", "warm")}
+
+    data, _ = run_dashboard(moto, tmp_path / "out")
+    t = moment.isoformat()
+    cold = series(data, "Cold-start latency (ms), start=cold")
+    assert cold["cold p99"] == {t: latencies["cold"][0]}
+    warm = series(data, "Warm latency (ms), start=warm")
+    assert warm["warm p50"] == {t: latencies["warm"][5]}  # nearest rank: ceil(0.5 * 11) = 6th
+    assert warm["warm p99"] == {t: latencies["warm"][-1]}
+    assert cold["cold p99"][t] > warm["warm p99"][t], "a cold start includes the instance's init"
+    rate = series(data, "Cold-start rate (% of requests)")["cold starts, % of requests"]
+    assert rate[t] == pytest.approx(100 / 12)
