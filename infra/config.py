@@ -119,10 +119,19 @@ class WarmerConfig:
     hold_ms: int = 100
 
 
+PcMode = Literal["auto", "direct", "scheduled", "off"]
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     enabled: bool = True
     schedule: str = "rate(1 minute)"
+    policy: str = "preheat"  # a policy of warmers/policies (not `oracle`, which needs the future)
+    # How the controller sets Lambda provisioned concurrency. auto: `scheduled` (Application Auto
+    # Scaling scheduled actions on the target the stack registers, so AAS stays the one writer of the
+    # alias's capacity) when lambda.warmStart is provisioned, else `off`.
+    pc_mode: PcMode = "auto"
+    max_concurrency: int | None = None  # never more capacity or pings; default lambda.provisioned.max
 
 
 @dataclass(frozen=True)
@@ -505,12 +514,33 @@ def _warmer(n: _Node) -> WarmerConfig:
 
 def _controller(n: _Node) -> ControllerConfig:
     d = ControllerConfig()
+    policy = n.str_(
+        "policy", d.policy, pattern=re.compile(r"^[a-z0-9-]+$"), hint="a policy name, e.g. preheat"
+    )
+    known = _policy_names()
+    if policy == "oracle" or (known and policy not in known):
+        live = ", ".join(p for p in known if p != "oracle") or "see warmers/policies"
+        raise ConfigError(
+            f"{n.key('policy')} must be one of {live} (the oracle cannot run live); got {policy!r}"
+        )
     config = ControllerConfig(
         enabled=n.bool_("enabled", d.enabled),
         schedule=n.str_("schedule", d.schedule, pattern=_SCHEDULE, hint="rate(1 minute) or cron(...)"),
+        policy=policy,
+        pc_mode=n.choice("pcMode", d.pc_mode, ("auto", "direct", "scheduled", "off")),
+        max_concurrency=n.optional_int("maxConcurrency", minimum=0, maximum=1000),
     )
     n.done()
     return config
+
+
+def _policy_names() -> tuple[str, ...]:
+    """The controller's policies, when the warmers package is here to say (it is, in the repository)."""
+    try:
+        from warmers.policies import POLICY_NAMES
+    except ImportError:
+        return ()
+    return tuple(POLICY_NAMES)
 
 
 def _dashboard(n: _Node) -> DashboardConfig:
@@ -543,12 +573,36 @@ def _dashboard(n: _Node) -> DashboardConfig:
 
 def _check(config: PreheatConfig) -> PreheatConfig:
     """Rules that span sections; and the moto target, which drops what moto cannot create."""
+    c = config.controller
+    if c.pc_mode == "scheduled" and config.lambda_.warm_start != "provisioned":
+        raise ConfigError(
+            "preheat.controller.pcMode 'scheduled' needs preheat.lambda.warmStart 'provisioned' "
+            "(the Application Auto Scaling target it schedules on)"
+        )
+    if c.pc_mode == "direct" and config.lambda_.warm_start == "provisioned":
+        raise ConfigError(
+            "preheat.controller.pcMode 'direct' would fight Application Auto Scaling, which owns the alias's "
+            "provisioned concurrency when preheat.lambda.warmStart is 'provisioned': use 'scheduled' (or 'auto'), "
+            "or warmStart 'none' to leave provisioned concurrency to the controller alone"
+        )
+    if c.pc_mode == "direct" and config.lambda_.warm_start == "snapstart":
+        raise ConfigError(
+            "preheat.controller.pcMode 'direct' cannot set provisioned concurrency on a SnapStart function: "
+            "use 'off' or preheat.lambda.warmStart 'provisioned'"
+        )
     if config.moto:
         # moto's CloudFormation cannot model Docker image assets, aliases, Function URLs, Application
         # Auto Scaling or SnapStart (see ../shared/notes/aws-local.md): deploy what it can.
         lam = replace(config.lambda_, package="zip", warm_start="none", url=False)
-        return replace(config, lambda_=lam)
+        return replace(config, lambda_=lam, controller=replace(c, pc_mode="off"))
     return config
+
+
+def controller_pc_mode(config: PreheatConfig) -> Literal["direct", "scheduled", "off"]:
+    mode = config.controller.pc_mode
+    if mode == "auto":
+        return "scheduled" if config.lambda_.warm_start == "provisioned" else "off"
+    return mode
 
 
 def require_layers(config: PreheatConfig) -> tuple[Path, Path]:

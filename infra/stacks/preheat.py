@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import dashboard as spec
-from infra.config import ROOT, PreheatConfig, require_layers, require_sagemaker
+from infra.config import ROOT, PreheatConfig, controller_pc_mode, require_layers, require_sagemaker
 from infra.constructs.cache_table import CacheTable, CacheTableProps
 from infra.constructs.inference_function import (
     ALIAS,
@@ -101,20 +100,14 @@ class PreheatStack(cdk.Stack):
             if self.cache is not None:
                 self.cache.grant_cache(self.endpoint.role)
 
-        provisioned = lam.provisioned if lam.warm_start == "provisioned" and not config.moto else None
         if config.warmer.enabled or config.controller.enabled:
             endpoint_target = None
             if self.endpoint is not None:
                 endpoint_target = EndpointTarget(
                     endpoint_name=self.endpoint.endpoint_name,
                     variant_name=self.endpoint.variant_name,
-                    model_name=self.endpoint.model_name,
                     endpoint_arn=self.endpoint.endpoint_arn(),
                     endpoint_config_arns=self.endpoint.endpoint_config_arn_pattern(),
-                    memory_mb=sm.memory_mb,
-                    max_concurrency=sm.max_concurrency,
-                    provisioned_min=sm.provisioned_concurrency,
-                    provisioned_max=sm.autoscale_max,
                 )
             scaling = self.inference.scaling
             self.keep_warm: KeepWarm | None = KeepWarm(
@@ -127,17 +120,19 @@ class PreheatStack(cdk.Stack):
                         qualifier=ALIAS if self.inference.alias is not None else None,
                         service=config.service,
                         namespace=config.namespace,
-                        scalable_resource_id=self.inference.scalable_resource_id if scaling else None,
+                        memory_mb=lam.memory_mb,
                         scaling_tag=(SCALING_TAG, cdk.Names.unique_id(self.inference)) if scaling else None,
-                        provisioned_min=provisioned.min if provisioned else 0,
-                        provisioned_max=provisioned.max if provisioned else 0,
                     ),
                     warmer=config.warmer,
                     controller=config.controller,
+                    pc_mode=controller_pc_mode(config),
+                    max_concurrency=config.controller.max_concurrency
+                    if config.controller.max_concurrency is not None
+                    else lam.provisioned.max,
                     root=root,
+                    deps_layer=self.inference.deps_layer or deps_layer,
                     endpoint=endpoint_target,
                     architecture=lam.architecture,
-                    log_retention=logs.RetentionDays.ONE_MONTH,
                 ),
             )
         else:

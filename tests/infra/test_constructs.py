@@ -355,14 +355,15 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def test_warmer_schedule_settings_and_exactly_its_permissions(default: Any) -> None:
+    from warmers.settings import WarmerSettings
+
     fn = only(default, "AWS::Lambda::Function", Handler="warmers.warmer.handler")["Properties"]
     env = fn["Environment"]["Variables"]
-    assert env["PREHEAT_TARGET_QUALIFIER"] == "live"
-    assert env["PREHEAT_WARM_CONCURRENCY"] == "2"
-    assert env["PREHEAT_WARMUP_HOLD_MS"] == "100"
     inference = ref_of(default, "AWS::Lambda::Function", Handler="functions.inference.handler.handler")
-    assert env["PREHEAT_TARGET_FUNCTION"] == {"Ref": inference}
-    assert fn["ReservedConcurrentExecutions"] == 1
+    assert env["PREHEAT_WARM_FUNCTION"] == {"Ref": inference}
+    settings = WarmerSettings.from_env({**env, "PREHEAT_WARM_FUNCTION": "fn"})
+    assert (settings.qualifier, settings.concurrency, settings.hold_ms) == ("live", 2, 100)
+    assert "Layers" not in fn, "the warmer needs nothing beyond the Lambda runtime"
     rule = only(default, "AWS::Events::Rule", ScheduleExpression="rate(5 minutes)")["Properties"]
     warmer = ref_of(default, "AWS::Lambda::Function", Handler="warmers.warmer.handler")
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [warmer, "Arn"]}
@@ -374,24 +375,54 @@ def test_warmer_schedule_settings_and_exactly_its_permissions(default: Any) -> N
     assert invoke["Resource"] == {"Ref": alias}, "the alias only: not function:* nor $LATEST"
 
 
-def test_controller_schedule_settings_and_exactly_its_permissions(default: Any) -> None:
+def _controller_env(template: Any) -> dict[str, Any]:
+    fn = only(template, "AWS::Lambda::Function", Handler="warmers.controller.handler")["Properties"]
+    return fn["Environment"]["Variables"]  # type: ignore[no-any-return]
+
+
+def test_controller_settings_are_what_warmers_settings_reads(default: Any) -> None:
+    from warmers.settings import ControllerSettings
+
     fn = only(default, "AWS::Lambda::Function", Handler="warmers.controller.handler")["Properties"]
-    env = fn["Environment"]["Variables"]
-    assert (env["PREHEAT_PC_MIN"], env["PREHEAT_PC_MAX"]) == ("1", "10")
-    assert env["PREHEAT_SAGEMAKER_ENDPOINT"] == "preheat-embeddings"
-    assert env["PREHEAT_SAGEMAKER_VARIANT"] == "AllTraffic"
+    assert fn["ReservedConcurrentExecutions"] == 1 and fn["MemorySize"] == 512
+    deps = next(
+        rid
+        for rid, layer in resources(default, "AWS::Lambda::LayerVersion").items()
+        if "CompatibleArchitectures" in layer["Properties"]
+    )
+    assert fn["Layers"] == [{"Ref": deps}], "numpy comes from the deps layer"
+    env = _controller_env(default)
+    warmer = ref_of(default, "AWS::Lambda::Function", Handler="warmers.warmer.handler")
+    assert env["PREHEAT_WARMER_FUNCTION"] == {"Ref": warmer}
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    settings = ControllerSettings.from_env(
+        {**plain, "PREHEAT_LAMBDA_FUNCTION": "fn", "PREHEAT_WARMER_FUNCTION": "w"}
+    )
+    assert settings.pc_mode == "scheduled", "AAS owns the alias's capacity: the controller schedules on it"
+    assert (settings.lambda_alias, settings.max_concurrency, settings.memory_mb) == ("live", 10, 2048)
+    assert (settings.metrics_namespace, settings.metrics_service, settings.policy) == (
+        "Preheat",
+        "preheat",
+        "preheat",
+    )
+    assert (settings.sagemaker_endpoint, settings.sagemaker_variant) == ("preheat-embeddings", "AllTraffic")
     only(default, "AWS::Events::Rule", ScheduleExpression="rate(1 minute)")
+
+
+def test_controller_has_exactly_the_permissions_it_uses(default: Any) -> None:
     statements = _statements(default, role=_role_of(default, "warmers.controller.handler"))
-    by_action = {a: s for s in statements for a in _actions(s)}
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for st in statements:
+        for a in _actions(st):
+            by_action.setdefault(a, []).append(st)
     assert sorted(by_action) == sorted(
         [
             "cloudwatch:GetMetricData",
-            "lambda:GetProvisionedConcurrencyConfig",
-            "lambda:PutProvisionedConcurrencyConfig",
-            "lambda:DeleteProvisionedConcurrencyConfig",
-            "application-autoscaling:PutScheduledAction",
-            "application-autoscaling:DeleteScheduledAction",
+            "lambda:InvokeFunction",
+            "application-autoscaling:DescribeScalableTargets",
             "application-autoscaling:DescribeScheduledActions",
+            "application-autoscaling:PutScheduledAction",
+            "application-autoscaling:RegisterScalableTarget",
             "sagemaker:CreateEndpointConfig",
             "sagemaker:DescribeEndpointConfig",
             "sagemaker:UpdateEndpoint",
@@ -400,16 +431,46 @@ def test_controller_schedule_settings_and_exactly_its_permissions(default: Any) 
             "logs:PutLogEvents",
         ]
     )
-    pc = json.dumps(by_action["lambda:PutProvisionedConcurrencyConfig"]["Resource"])
-    assert pc.endswith(':live"]]}'), pc
-    put = by_action["application-autoscaling:PutScheduledAction"]
+    warmer = ref_of(default, "AWS::Lambda::Function", Handler="warmers.warmer.handler")
+    assert by_action["lambda:InvokeFunction"][0]["Resource"] == {"Fn::GetAtt": [warmer, "Arn"]}
+    (put,) = by_action["application-autoscaling:PutScheduledAction"]
     tag_value = put["Condition"]["StringEquals"]["aws:ResourceTag/preheat:scalable-target"]
     target = only(default, "AWS::ApplicationAutoScaling::ScalableTarget", ServiceNamespace="lambda")
     assert {"Key": "preheat:scalable-target", "Value": tag_value} in target["Properties"]["Tags"]
-    assert "endpoint-config/preheat-embeddings*" in json.dumps(
-        by_action["sagemaker:CreateEndpointConfig"]["Resource"]
+    (create,) = by_action["sagemaker:CreateEndpointConfig"]
+    assert "endpoint-config/preheat-embeddings*" in json.dumps(create["Resource"])
+    (describe,) = by_action["sagemaker:DescribeEndpoint"]
+    assert "endpoint/preheat-embeddings" in json.dumps(describe["Resource"])
+
+
+def test_controller_direct_mode_manages_the_alias_itself(synth: Synth, outputs: BuildOutputs) -> None:
+    from warmers.settings import ControllerSettings
+
+    ctx = outputs.context(
+        **{
+            "lambda.warmStart": "none",
+            "controller.pcMode": "direct",
+            "controller.maxConcurrency": 4,
+            "warmer.enabled": False,
+            "sagemaker.enabled": False,
+        }
     )
-    assert "endpoint/preheat-embeddings" in json.dumps(by_action["sagemaker:DescribeEndpoint"]["Resource"])
+    template = synth(ctx)[1]
+    env = {k: v for k, v in _controller_env(template).items() if isinstance(v, str)}
+    settings = ControllerSettings.from_env({**env, "PREHEAT_LAMBDA_FUNCTION": "fn"})
+    assert (settings.pc_mode, settings.max_concurrency, settings.warmer_function) == ("direct", 4, None)
+    assert not resources(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    statements = _statements(template, role=_role_of(template, "warmers.controller.handler"))
+    actions = {a for s in statements for a in _actions(s)}
+    assert {"lambda:PutProvisionedConcurrencyConfig", "lambda:GetProvisionedConcurrencyConfig",
+            "lambda:DeleteProvisionedConcurrencyConfig"} <= actions  # fmt: skip
+    assert not any(a.startswith(("application-autoscaling:", "sagemaker:")) for a in actions)
+    pc = next(s for s in statements if "lambda:PutProvisionedConcurrencyConfig" in _actions(s))
+    assert json.dumps(pc["Resource"]).endswith(':live"]]}')
+    invoke = next(s for s in statements if "lambda:InvokeFunction" in _actions(s))
+    assert invoke["Resource"] == {"Ref": ref_of(template, "AWS::Lambda::Alias", Name="live")}, (
+        "no warmer: ping the alias"
+    )
 
 
 def test_warmers_can_be_turned_off(synth: Synth, outputs: BuildOutputs) -> None:

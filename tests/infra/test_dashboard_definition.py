@@ -8,7 +8,9 @@ from infra import dashboard as spec
 
 
 def definition(endpoint: str | None = "ep") -> spec.Dashboard:
-    return spec.build("d", spec.Names(function_name="fn", endpoint_name=endpoint, cache_levels=("memory", "redis")))
+    return spec.build(
+        "d", spec.Names(function_name="fn", endpoint_name=endpoint, cache_levels=("memory", "redis"))
+    )
 
 
 def test_latency_lines_never_mix_start_kinds() -> None:
@@ -23,7 +25,10 @@ def test_latency_lines_never_mix_start_kinds() -> None:
 
 def test_cold_and_warm_each_have_p50_p90_p99() -> None:
     graphs = {g.title: g for g in definition().graphs()}
-    for title, start in (("Cold-start latency (ms), start=cold", "cold"), ("Warm latency (ms), start=warm", "warm")):
+    for title, start in (
+        ("Cold-start latency (ms), start=cold", "cold"),
+        ("Warm latency (ms), start=warm", "warm"),
+    ):
         stats = [(m.stat, dict(m.dimensions)["start"]) for m in graphs[title].metrics()]
         assert stats == [("p50", start), ("p90", start), ("p99", start)]
 
@@ -44,7 +49,9 @@ def test_alarms_watch_cold_rate_and_p99() -> None:
     assert set(alarms) == {"ColdStartRate", "WarmLatencyP99", "ColdLatencyP99"}
     assert isinstance(alarms["ColdStartRate"].watched(), spec.Expression)
     watched = alarms["WarmLatencyP99"].watched()
-    assert isinstance(watched, spec.Metric) and watched.stat == "p99" and ("start", "warm") in watched.dimensions
+    assert (
+        isinstance(watched, spec.Metric) and watched.stat == "p99" and ("start", "warm") in watched.dimensions
+    )
 
 
 def test_widgets_fit_the_24_column_grid() -> None:
@@ -57,9 +64,13 @@ def test_validate_rejects_broken_definitions() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         spec.validate(spec.Dashboard("d", 60, ((spec.Graph("g", (m, m), "x"),),)))
     with pytest.raises(ValueError, match="unknown ids"):
-        spec.validate(spec.Dashboard("d", 60, ((spec.Graph("g", (m, spec.Expression("e", "a / b", "e")), "x"),),)))
+        spec.validate(
+            spec.Dashboard("d", 60, ((spec.Graph("g", (m, spec.Expression("e", "a / b", "e")), "x"),),))
+        )
     with pytest.raises(ValueError, match="lower-case"):
-        spec.validate(spec.Dashboard("d", 60, ((spec.Graph("g", (spec.Metric("A", "N", "M", (), "Sum"),), "x"),),)))
+        spec.validate(
+            spec.Dashboard("d", 60, ((spec.Graph("g", (spec.Metric("A", "N", "M", (), "Sum"),), "x"),),))
+        )
 
 
 def test_percentile_parsing() -> None:

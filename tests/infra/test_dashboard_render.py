@@ -205,7 +205,11 @@ def test_target_comes_from_the_twin_state(tmp_path: Path) -> None:
 
 
 def test_dashboard_draws_what_the_real_handler_emitted(
-    moto: MotoServer, tmp_path: Path, load_handler: Any, embedding_dir: Path, capsys: pytest.CaptureFixture[str]
+    moto: MotoServer,
+    tmp_path: Path,
+    load_handler: Any,
+    embedding_dir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """End to end on one machine: the Lambda handler serves requests (one cold, then warm), its stdout
     goes to moto as Lambda ships it, and the dashboard shows its cold and warm latency apart."""
@@ -220,7 +224,9 @@ def test_dashboard_draws_what_the_real_handler_emitted(
     assert [b["start"] for b in blobs] == ["cold"] + ["warm"] * 11
     moment = minute(2)
     ship(moto, at(blobs, moment))
-    latencies = {kind: sorted(b["Latency"][0] for b in blobs if b["start"] == kind) for kind in ("cold", "warm")}
+    latencies = {
+        kind: sorted(b["Latency"][0] for b in blobs if b["start"] == kind) for kind in ("cold", "warm")
+    }
 
     data, _ = run_dashboard(moto, tmp_path / "out")
     t = moment.isoformat()
