@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := build/models/minilm/manifest.json
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test venv model lint unit clean synth node
+.PHONY: demo test venv model lint unit clean sysdeps synth node
 
 venv: $(STAMP)
 
@@ -32,7 +32,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check functions layers warmers infra scripts tests
 	$(BIN)/mypy
 
-test: $(STAMP) $(MODEL) $(NODE_STAMP)
+# System packages the tests run for real (Debian's redis-server), installed when missing and root.
+sysdeps:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing and cannot be installed here: its tests will be skipped"; fi; \
+	fi
+
+test: sysdeps $(STAMP) $(MODEL) $(NODE_STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q
 

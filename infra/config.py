@@ -147,7 +147,7 @@ class AlarmsConfig:
 class DashboardConfig:
     name: str = "preheat"
     period_seconds: int = 60
-    cache_levels: tuple[str, ...] = ("memory", "shared")
+    cache_levels: tuple[str, ...] = ("memory", "dynamodb", "redis")
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
 
 

@@ -137,7 +137,7 @@ class Names:
     alias: str = "live"
     endpoint_name: str | None = None
     variant_name: str = "AllTraffic"
-    cache_levels: tuple[str, ...] = ("memory", "shared")
+    cache_levels: tuple[str, ...] = ("memory", "dynamodb", "redis")
 
 
 @dataclass(frozen=True)

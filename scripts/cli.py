@@ -15,11 +15,20 @@ from collections.abc import Sequence
 # (group, name, module, help). An empty group makes a top-level command; a group makes
 # `preheat GROUP NAME`. A top-level command may share its name with a group (`preheat build` and
 # `preheat build layers`): the group's default action is the top-level module.
+# fmt: off  (one row per command keeps merges trivial)
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "build", "scripts.build", "build the default model into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
+    ("bench", "cache", "scripts.bench_cache", "replay a Zipf request stream through the cache tier"),
+    ("bench", "handler", "scripts.bench_handler", "cold start and warm latency of the Lambda handler vs the floor"),
+    ("", "up", "scripts.up", "start the local twin (Lambda + Function URLs + moto) in the background"),
+    ("", "down", "scripts.down", "stop the local twin"),
+    ("", "demo", "scripts.demo", "start a twin, send a cold burst then warm traffic, print cold and warm apart"),
+    ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
+    ("", "simulate", "scripts.simulate", "replay serverless traces against the warm-keeping policies"),
     ("", "dashboard", "scripts.dashboard", "draw the deployed CloudWatch dashboard locally (PNG + HTML) from the twin's metrics"),
 ]
+# fmt: on
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -75,13 +75,16 @@ def context(request_id: str = "req-0001") -> SimpleNamespace:
     )
 
 
-def emf_lines(text: str) -> list[dict[str, Any]]:
-    """The EMF blobs among captured stdout lines."""
+def emf_lines(text: str, *, kind: str = "all") -> list[dict[str, Any]]:
+    """The EMF blobs among captured stdout lines; kind="invocation" keeps the per-invocation ones
+    (dimension `start`), leaving out the cache's (dimension `level`) and others."""
     blobs = []
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("{") and '"_aws"' in line:
-            blobs.append(json.loads(line))
+            blob = json.loads(line)
+            if kind == "all" or "start" in blob:
+                blobs.append(blob)
     return blobs
 
 

@@ -27,8 +27,12 @@ _options.graph_optimization_level = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-}.get(_MANIFEST.get("session", {}).get("graph_optimization", "all"), ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-SESSION = ort.InferenceSession(os.path.join(MODEL_DIR, _MANIFEST["model_file"]), _options, providers=["CPUExecutionProvider"])
+}.get(
+    _MANIFEST.get("session", {}).get("graph_optimization", "all"), ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+)
+SESSION = ort.InferenceSession(
+    os.path.join(MODEL_DIR, _MANIFEST["model_file"]), _options, providers=["CPUExecutionProvider"]
+)
 _FEEDS = [i.name for i in SESSION.get_inputs()]
 _OUTPUT = _MANIFEST["text"]["output"]
 TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _MANIFEST["text"]["tokenizer"]))

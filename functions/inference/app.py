@@ -87,15 +87,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _response(
-            error_response(
-                exc.status_code,
-                code,
-                f"{exc.detail}: {request.method} {request.url.path}",
-                headers=exc.headers,
-            )
-        )
+        if exc.status_code in (404, 405):  # the router words these the same way Lambda does
+            return _response(router.dispatch(HttpRequest(request.method, request.url.path)))
+        return _response(error_response(exc.status_code, "http_error", str(exc.detail), headers=exc.headers))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -29,17 +29,11 @@ from functions.inference.errors import (
 from functions.inference.manifest import Manifest, TensorSpec
 from functions.inference.settings import Settings
 from functions.inference.tasks import Task
-from functions.inference.tasks.embedding import Embeddings
+from functions.inference.tasks.embedding import Embedder
 
 JSON = "application/json"
 T = TypeVar("T")
 ENCODER = msgspec.json.Encoder()
-
-
-class Embedder(Protocol):
-    """Texts to vectors. The task itself, or a cache in front of it."""
-
-    def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
 @dataclass(frozen=True)
@@ -190,9 +184,12 @@ class DataPlane:
                 raise TooManyInputs(
                     f"input 'text' has {len(texts)} items, over the limit of {self.settings.max_inputs}"
                 )
-            results = {"embedding": self.embedder.embed(texts).vectors}
+            embedded = self.embedder.embed(texts)
+            results = {"embedding": embedded.vectors}
+            headers = {"x-preheat-cache": embedded.served_by}
         else:
             results = self.task.infer(feeds, wanted)
+            headers = {}
         outputs = [_output(name, results[name]) for name in (wanted or list(results))]
         return self._reply(
             schemas.InferenceResponse(
@@ -200,7 +197,8 @@ class DataPlane:
                 model_version=self.manifest.version,
                 id=request.id,
                 outputs=outputs,
-            )
+            ),
+            headers=headers,
         )
 
     def _tensor(self, tensor: schemas.RequestInput) -> np.ndarray:
@@ -300,7 +298,8 @@ def _array(name: str, data: list[Any], dtype: str) -> np.ndarray:
             raise InvalidTensor(f"input {name!r}: a value is out of range for {target.name}")
     elif target.kind == "b" and raw.dtype.kind != "b":
         raise InvalidTensor(f"input {name!r} is BOOL: 'data' must hold true/false")
-    array = raw.astype(target)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        array = raw.astype(target)
     if target.kind == "f" and not np.isfinite(array).all():
         raise InvalidTensor(f"input {name!r}: a value is not finite in {target.name}")
     return array.ravel()

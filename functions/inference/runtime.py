@@ -12,15 +12,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from functions.cache import EmbeddingCache
 from functions.inference import manifest as manifests
-from functions.inference.dataplane import DataPlane, Embedder
+from functions.inference.dataplane import DataPlane
 from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import Manifest
 from functions.inference.model import OnnxModel
 from functions.inference.protocol import Router
 from functions.inference.settings import Settings
 from functions.inference.tasks import Task
-from functions.inference.tasks.embedding import TextEmbedder
+from functions.inference.tasks.embedding import Embedder, TextEmbedder
 from functions.inference.tasks.tensor import TensorTask
 
 
@@ -40,6 +41,14 @@ class Runtime:
         settings = Settings.from_env() if settings is None else settings
         manifest = manifests.load(settings.model_dir)
         verifier = _Verifier(settings.model_dir, manifest)
+        # Opened before the model loads, so the shared tier connects meanwhile; None when off.
+        cache = EmbeddingCache.open(
+            manifest,
+            truncate=settings.truncate,
+            service=settings.service,
+            namespace=settings.metrics_namespace,
+            settings=settings.cache,
+        )
         try:
             model = OnnxModel.load(
                 settings.model_dir / manifest.model_file,
@@ -66,6 +75,8 @@ class Runtime:
         else:
             task = TensorTask(model)
         task.warmup()
+        if cache is not None and embedder is not None:
+            embedder = cache.wrap(embedder)
         plane = DataPlane(manifest, task, settings, embedder)
         router = Router(plane, max_request_bytes=settings.max_request_bytes, base_path=settings.base_path)
         return cls(settings, manifest, task, plane, router, init_ms=(time.perf_counter() - started) * 1000)

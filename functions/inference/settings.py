@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from functions.cache.settings import CacheSettings
 from functions.inference.errors import ConfigError
 
 # Lambda allocates CPU in proportion to memory: one full vCPU at 1,769 MB, six at 10,240 MB.
@@ -31,6 +32,7 @@ class Settings:
     service: str = "preheat"
     metrics_namespace: str = "Preheat"
     max_warmup_hold_ms: int = 5000
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
             service=env.get("POWERTOOLS_SERVICE_NAME", "preheat") or "preheat",
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Preheat") or "Preheat",
             max_warmup_hold_ms=_int(env, "PREHEAT_WARMUP_MAX_HOLD_MS", 5000, minimum=0, maximum=60_000),
+            cache=CacheSettings.from_env(env),
         )
 
 

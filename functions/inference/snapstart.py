@@ -6,8 +6,8 @@ hooks (from `snapshot_restore_py`, which the python3.12 Lambda runtime provides)
 
 - before the snapshot: one more inference, so every lazily touched page is in the snapshot;
 - after each restore: fresh random seeds (every clone restored from one snapshot would otherwise
-  share the same `random` / NumPy state), and `after_restore()` on whatever the runtime holds that
-  keeps connections (a cache client, say), so no clone reuses a socket opened before the snapshot.
+  share the same `random` / NumPy state), and the cache's pooled connections dropped (they reopen on
+  next use), so no clone reuses a socket opened before the snapshot.
 
 The instance id needs nothing: StartTracker draws it at the first invocation, after the restore, so
 clones get distinct ids; and the first invocation after a restore is counted as `restore`, not `cold`.
@@ -48,7 +48,13 @@ def after_restore() -> None:
         np.random.seed(seed % 2**32)
     except ImportError:  # pragma: no cover - numpy is a runtime dependency
         pass
-    for holder in (_entry.RUNTIME.plane, getattr(_entry.RUNTIME.plane, "embedder", None)):
+    # The cache's shared tier (functions/cache) pools its connections: closing the idle ones makes the
+    # next request open fresh sockets instead of reusing ones the snapshot captured.
+    embedder = getattr(_entry.RUNTIME.plane, "embedder", None)
+    shared = getattr(embedder, "shared", None)
+    if shared is not None and callable(getattr(shared, "close", None)):
+        shared.close()
+    for holder in (_entry.RUNTIME.plane, embedder):
         renew = getattr(holder, "after_restore", None)
         if callable(renew):
             renew()

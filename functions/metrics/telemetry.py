@@ -1,4 +1,4 @@
-"""One EMF metrics blob and one JSON log line per invocation, through Powertools.
+"""One EMF metrics blob and one JSON log line per invocation.
 
 Metrics (namespace configurable, dimensions `service` and `start`):
   Invocations, ColdStarts, Errors (5xx), ClientErrors (4xx): Count, on every invocation (0 or 1),
@@ -11,18 +11,20 @@ Request bodies are never logged.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from typing import Any
 
 from functions.metrics.coldstart import Start
+from functions.metrics.emf import COUNT, MILLISECONDS, EmfWriter
+from functions.metrics.logs import JsonLogger, configure_stdlib
 
 
 class Telemetry:
     def __init__(self, *, service: str, namespace: str, init_ms: float) -> None:
         self.init_ms = init_ms
-        self.metrics = Metrics(namespace=namespace, service=service)
-        # logger_name "preheat" makes the core's stdlib `logging.getLogger("preheat")` log as JSON too.
-        self.logger = Logger(service=service, logger_name="preheat")
+        self.emf = EmfWriter(namespace, {"service": service})
+        self.log = JsonLogger(service)
+        # The serving core logs through stdlib `logging.getLogger("preheat")`; same JSON layout.
+        configure_stdlib("preheat", service)
 
     def record(
         self,
@@ -35,19 +37,18 @@ class Telemetry:
         error_code: str | None = None,
         cache: str | None = None,
     ) -> None:
-        metrics = self.metrics
-        metrics.add_dimension(name="start", value=start.kind)
+        metrics: dict[str, tuple[float, str]] = {}
         if start.first:
-            metrics.add_metric(name="InitDuration", unit=MetricUnit.Milliseconds, value=self.init_ms)
+            metrics["InitDuration"] = (self.init_ms, MILLISECONDS)
         if start.kind != "warmup":
             total = latency_ms + (self.init_ms if start.kind == "cold" else 0.0)
-            metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=round(total, 3))
-        metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="ColdStarts", unit=MetricUnit.Count, value=1 if start.kind == "cold" else 0)
-        metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
-        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1 if 400 <= status < 500 else 0)
-        metrics.flush_metrics()
-        fields = {
+            metrics["Latency"] = (round(total, 3), MILLISECONDS)
+        metrics["Invocations"] = (1, COUNT)
+        metrics["ColdStarts"] = (1 if start.kind == "cold" else 0, COUNT)
+        metrics["Errors"] = (1 if status >= 500 else 0, COUNT)
+        metrics["ClientErrors"] = (1 if 400 <= status < 500 else 0, COUNT)
+        self.emf.emit(metrics, {"start": start.kind})
+        fields: dict[str, Any] = {
             "start": start.kind,
             "first_invocation": start.first,
             "instance_id": start.instance_id,
@@ -62,4 +63,4 @@ class Telemetry:
             fields["error_code"] = error_code
         if cache:
             fields["cache"] = cache
-        self.logger.info("invocation", extra=fields)
+        self.log.info("invocation", "record", **fields)

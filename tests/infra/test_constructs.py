@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -193,13 +194,15 @@ def test_snapstart_hooks_reseed_and_renew(load_handler: Any, embedding_dir: Any)
     try:
         calls: list[str] = []
         snap._entry.RUNTIME.plane.after_restore = lambda: calls.append("renewed")  # type: ignore[attr-defined]
+        pool = SimpleNamespace(close=lambda: calls.append("closed"))
+        snap._entry.RUNTIME.plane.embedder = SimpleNamespace(shared=pool)
         snap.before_snapshot()
         random.seed(7)
         first = random.random()
         random.seed(7)
         snap.after_restore()
         assert random.random() != first
-        assert calls == ["renewed"]
+        assert calls == ["closed", "renewed"]
         assert snap.handler is snap._entry.handler
     finally:
         sys.modules.pop("functions.inference.snapstart", None)
@@ -542,7 +545,8 @@ def test_dashboard_shows_cold_and_warm_latency_as_separate_lines(default: Any) -
     assert expected <= set(titles)
     cache = [_line(m) for m in widgets[titles.index("Cache hit rate (%)")]["properties"]["metrics"]]
     assert ("Preheat", "CacheHits", {"service": "preheat", "level": "memory"}) in [c[:3] for c in cache]
-    assert ("Preheat", "CacheMisses", {"service": "preheat", "level": "shared"}) in [c[:3] for c in cache]
+    assert ("Preheat", "CacheMisses", {"service": "preheat", "level": "dynamodb"}) in [c[:3] for c in cache]
+    assert ("Preheat", "CacheHits", {"service": "preheat", "level": "redis"}) in [c[:3] for c in cache]
     util = json.dumps(
         widgets[titles.index("Provisioned concurrency utilization (Maximum)")]["properties"]["metrics"]
     )

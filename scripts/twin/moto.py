@@ -1,0 +1,117 @@
+"""moto_server on 127.0.0.1: the AWS API for everything the twin does not run itself.
+
+The twin registers its functions there (role, function, alias, reserved concurrency), so the
+control-plane APIs (GetFunction, ListFunctions, ListAliases, ...) answer about them as AWS would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import socket
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from scripts.twin import http11
+from scripts.twin.config import PUBLISHED_VERSION, FunctionSpec
+
+log = logging.getLogger("preheat.twin")
+ROLE = "preheat-twin-lambda"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MotoServer:
+    def __init__(self, host: str, log_path: Path, wrapper: tuple[str, ...] = ()) -> None:
+        self.host = host
+        self.port = 0
+        self.log_path = log_path
+        self.wrapper = wrapper
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for _attempt in range(3):  # a free port can be taken between probing and binding: retry
+            self.port = free_port(self.host)
+            with self.log_path.open("ab") as out:
+                self._process = await asyncio.create_subprocess_exec(
+                    *self.wrapper, sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                )
+            while loop.time() < deadline:
+                if self._process.returncode is not None:
+                    break
+                with contextlib.suppress(OSError, TimeoutError):
+                    response = await http11.request(self.host, self.port, "GET", "/moto-api/", timeout=2)
+                    if response.status == 200:
+                        return
+                await asyncio.sleep(0.1)
+            else:
+                await self.stop()
+                raise RuntimeError(f"moto_server did not answer within {timeout:.0f} s; see {self.log_path}")
+        raise RuntimeError(f"moto_server exited at start; see {self.log_path}")
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+
+
+def _stub_zip(handler: str) -> bytes:
+    module, _, func = handler.rpartition(".")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            module.replace(".", "/") + ".py",
+            f"# The local twin runs this function from its code directory; this stub only registers it.\n"
+            f"def {func}(event, context):\n    raise RuntimeError('run by the preheat twin, not moto')\n",
+        )
+    return buffer.getvalue()
+
+
+def register(session: Any, specs: tuple[FunctionSpec, ...], endpoint: str) -> None:
+    """Create the functions, their aliases and reserved concurrency in moto (blocking; run in a thread)."""
+    iam = session.client("iam", endpoint_url=endpoint)
+    lam = session.client("lambda", endpoint_url=endpoint)
+    try:
+        role = iam.create_role(
+            RoleName=ROLE,
+            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+            '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
+        )["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
+    for spec in specs:
+        try:
+            lam.create_function(
+                FunctionName=spec.name, Runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
+                Role=role, Handler=spec.handler, Code={"ZipFile": _stub_zip(spec.handler)},
+                MemorySize=spec.memory_mb, Timeout=max(1, int(spec.timeout_s)),
+                Environment={"Variables": dict(spec.env)}, Publish=True,
+            )
+            for alias in spec.aliases:
+                lam.create_alias(FunctionName=spec.name, Name=alias, FunctionVersion=PUBLISHED_VERSION)
+            if spec.reserved_concurrency is not None:
+                lam.put_function_concurrency(
+                    FunctionName=spec.name, ReservedConcurrentExecutions=spec.reserved_concurrency
+                )
+        except Exception as exc:  # moto's view is informational: the twin runs without it
+            log.warning("could not register %s in moto: %s", spec.name, exc)

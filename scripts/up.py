@@ -1,0 +1,101 @@
+"""`preheat up`: start the local twin in the background and print how to reach it."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="a twin config as JSON (default: the preheat stack)")
+    parser.add_argument("--state-dir", type=Path, default=Path(".preheat"), help="where twin.json, logs and the CA go")
+    parser.add_argument("--port", type=int, default=0, help="the AWS endpoint's port (default: any free port)")
+    parser.add_argument("--keep-alive", type=float, help="seconds an idle instance is kept (default 300)")
+    parser.add_argument("--provisioned", type=int, default=0,
+                        help="provisioned concurrency on the inference function's alias `live` at start")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from rich.console import Console
+
+    from scripts.twin import state as twin_state
+    from scripts.twin.config import (
+        DEFAULT_MODEL_DIR,
+        TwinConfig,
+        TwinConfigError,
+        default_config,
+        inference_function,
+    )
+    from scripts.twin.models import ensure_default_model, model_name
+
+    console = Console()
+    root = Path.cwd()
+    running = twin_state.read_state(args.state_dir)
+    if running is not None:
+        console.print(f"[yellow]a twin is already running[/] (pid {running.pid}); `preheat down` stops it")
+        print_state(console, running)
+        return 0
+    try:
+        if args.config:
+            config = TwinConfig.from_dict({**json.loads(args.config.read_text()), "state_dir": str(args.state_dir)})
+        else:
+            ensure_default_model(root, console)
+            overrides: dict[str, object] = {"state_dir": args.state_dir, "gateway_port": args.port}
+            if args.keep_alive is not None:
+                overrides["keep_alive_s"] = args.keep_alive
+            config = default_config(root, **overrides)
+            if args.provisioned:
+                first = inference_function(root, provisioned={"live": args.provisioned})
+                config = dataclasses.replace(config, functions=(first, *config.functions[1:])).validate()
+    except (TwinConfigError, OSError, ValueError) as exc:
+        console.print(f"[red]bad twin config:[/] {exc}")
+        return 2
+    started = time.perf_counter()
+    try:
+        with console.status("starting the twin (moto_server, endpoint, Function URLs)…"):
+            state, _ = twin_state.start(config, cwd=root, detach=True)
+    except twin_state.TwinStartError as exc:
+        console.print(f"[red]the twin did not start[/]\n{exc}")
+        return 1
+    console.print(f"[green]twin up[/] (pid {state.pid}) in {time.perf_counter() - started:.1f} s")
+    default_model = root / DEFAULT_MODEL_DIR
+    print_state(console, state, model_name(default_model) if (default_model / "manifest.json").is_file() else None)
+    return 0
+
+
+def print_state(console: object, state: object, model: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from scripts.twin.config import DEFAULT_FUNCTION
+    from scripts.twin.state import TwinState
+
+    assert isinstance(console, Console) and isinstance(state, TwinState)
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("function")
+    table.add_column("Function URL (HTTPS)")
+    table.add_column("handler")
+    table.add_column("layers")
+    for name, info in state.functions.items():
+        table.add_row(name, f"{info.get('url') or '-'}" + (f"  ({info['url_qualifier']})" if info.get("url") else ""),
+                      info["handler"], "isolated" if info.get("isolated") else "local env")
+    console.print(table)
+    console.print(f"  AWS endpoint  {state.endpoint}   (boto3 endpoint_url / AWS_ENDPOINT_URL; Invoke, "
+                  "provisioned concurrency; everything else is moto)")
+    console.print(f"  CA            {state.ca}")
+    console.print(f"  logs          {state.log_dir}/<function>.log  (and CloudWatch Logs in moto)")
+    url = state.functions.get(DEFAULT_FUNCTION, {}).get("url")
+    if url:
+        body = '{"input": "hello world", "model": "' + (model or "minilm") + '"}'
+        console.print("\ntry:", style="bold")
+        console.print(f"  curl --cacert {state.ca} -H 'content-type: application/json' \\\n"
+                      f"       -d '{body}' {url}v1/embeddings", soft_wrap=True, highlight=False)
+        console.print(f"  AWS_ENDPOINT_URL={state.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+                      f"aws lambda invoke --region {state.region} --function-name {DEFAULT_FUNCTION} --qualifier live "
+                      "--cli-binary-format raw-in-base64-out --payload "
+                      f"'{body}' out.json", soft_wrap=True, highlight=False)
+    console.print("stop it with: preheat down", style="dim")

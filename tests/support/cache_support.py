@@ -1,0 +1,94 @@
+"""Helpers for the cache tests: a real tiny embedder wrapped so that its model runs can be counted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from functions.cache import EmbeddingCache
+from functions.cache.keys import embedding_keyspace
+from functions.cache.metrics import CacheMetrics
+from functions.cache.settings import CacheSettings
+from functions.cache.shared import Guarded, SharedTier
+from functions.cache.tiered import CachedEmbedder
+from functions.inference import manifest as manifests
+from functions.inference.manifest import Manifest
+from functions.inference.model import OnnxModel
+from functions.inference.tasks.embedding import Embeddings, TextEmbedder
+
+
+def load_tiny(model_dir: Path, *, truncate: bool = True) -> tuple[TextEmbedder, Manifest]:
+    manifest = manifests.load(model_dir)
+    assert manifest.text is not None
+    model = OnnxModel.load(model_dir / manifest.model_file, manifest.inputs, manifest.outputs, threads=1)
+    return TextEmbedder.load(model, model_dir, manifest.text, batch_size=32, truncate=truncate), manifest
+
+
+class Counting:
+    """The real embedder, recording which texts reached the model; optionally slowed down (to hold
+    a miss open while other threads arrive) or failing on its first call."""
+
+    def __init__(self, inner: TextEmbedder, *, delay: float = 0.0, fail_first: bool = False) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.fail_first = fail_first
+        self.calls: list[list[str]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def texts(self) -> list[str]:
+        return [t for call in self.calls for t in call]
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        with self._lock:
+            self.calls.append(list(texts))
+            fail = self.fail_first and len(self.calls) == 1
+        time.sleep(self.delay)
+        if fail:
+            raise RuntimeError("the model failed")
+        return self.inner.embed(texts)
+
+
+def build(
+    inner: Any,
+    manifest: Manifest,
+    *,
+    tier: SharedTier | None = None,
+    truncate: bool = True,
+    service: str = "preheat-test",
+    **settings: Any,
+) -> CachedEmbedder:
+    """A CachedEmbedder as Runtime.load builds it, with metrics flushed after every request.
+
+    The shared-tier timeout defaults to 1 s, not 25 ms: on a busy CI machine a healthy local Redis
+    can take longer than 25 ms, and tests about behaviour must not depend on the machine's load.
+    Tests about timeouts set their own."""
+    assert manifest.text is not None
+    s = CacheSettings(**{"metrics_interval_seconds": 0.0, "timeout_ms": 1000, **settings})
+    metrics = CacheMetrics(service=service, namespace="PreheatTest", interval=s.metrics_interval_seconds)
+    shared = Guarded(tier, timeout_seconds=s.timeout_ms / 1000, metrics=metrics) if tier is not None else None
+    if shared is not None:
+        shared.wait_ready(10)
+    cache = EmbeddingCache(
+        s,
+        embedding_keyspace(manifest, truncate=truncate),
+        dimensions=manifest.text.dimensions,
+        metrics=metrics,
+        shared=shared,
+    )
+    return cache.wrap(inner)
+
+
+def cache_counts(blobs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Sum CacheHits/CacheMisses/CacheErrors per level over EMF blobs: {level: [hits, misses, errors]}."""
+    totals: dict[str, list[float]] = {}
+    for blob in blobs:
+        if "level" not in blob:
+            continue
+        row = totals.setdefault(blob["level"], [0.0, 0.0, 0.0])
+        for i, name in enumerate(("CacheHits", "CacheMisses", "CacheErrors")):
+            row[i] += sum(blob.get(name, [0.0]))
+    return totals

@@ -1,0 +1,56 @@
+"""What the Lambda handler's import pulls in: every module there is paid on every cold start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Powertools imports the bare `botocore` package (~1 ms) to tag SDK user agents; its clients are the cost.
+HEAVY = [
+    "fastapi",
+    "pydantic",
+    "starlette",
+    "mangum",
+    "torch",
+    "transformers",
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "aws_xray_sdk",
+    "asyncio",
+]
+
+
+def test_the_handler_imports_nothing_heavy(embedding_dir: Path) -> None:
+    code = (
+        "import sys, json\n"
+        "import functions.inference.handler\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    env = {**os.environ, "PREHEAT_MODEL_DIR": str(embedding_dir), "PREHEAT_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_docs_import_fastapi_only_when_asked(embedding_dir: Path) -> None:
+    code = (
+        "import sys, json\n"
+        "from functions.inference.handler import handler\n"
+        "from tests.conftest import event, context\n"
+        "handler(event('function_url'), context())\n"
+        "before = 'fastapi' in sys.modules\n"
+        "ev = event('function_url', rawPath='/openapi.json', body='', isBase64Encoded=False)\n"
+        "ev['requestContext']['http'].update(method='GET', path='/openapi.json')\n"
+        "status = handler(ev, context())['statusCode']\n"
+        "print(json.dumps([before, 'fastapi' in sys.modules, status]))\n"
+    )
+    env = {**os.environ, "PREHEAT_MODEL_DIR": str(embedding_dir), "PREHEAT_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, True, 200]

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from functions.inference import manifest as manifests
+from functions.inference.errors import ModelLoadError
+
+
+@pytest.fixture
+def model_copy(embedding_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(embedding_dir, target)
+    return target
+
+
+def test_a_built_directory_verifies(model_copy: Path) -> None:
+    manifest = manifests.load(model_copy)
+    manifests.verify(model_copy, manifest)
+    assert manifest.task == "text-embedding"
+    assert set(manifest.files) == {"model.onnx", "tokenizer.json"}
+
+
+def test_model_id_changes_with_any_file(model_copy: Path, tmp_path: Path) -> None:
+    before = manifests.load(model_copy).model_id
+    raw = json.loads((model_copy / "manifest.json").read_text())
+    raw["files"]["tokenizer.json"]["sha256"] = "0" * 64
+    (model_copy / "manifest.json").write_text(json.dumps(raw))
+    assert manifests.load(model_copy).model_id != before
+
+
+def test_a_flipped_byte_fails_naming_the_file(model_copy: Path) -> None:
+    path = model_copy / "model.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=r"model\.onnx .*does not match its manifest"):
+        manifests.verify(model_copy, manifests.load(model_copy))
+
+
+def test_a_truncated_file_fails_naming_the_file(model_copy: Path) -> None:
+    path = model_copy / "tokenizer.json"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json .*100 bytes"):
+        manifests.verify(model_copy, manifests.load(model_copy))
+
+
+def test_a_missing_file_fails_naming_the_file(model_copy: Path) -> None:
+    (model_copy / "tokenizer.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json is missing"):
+        manifests.verify(model_copy, manifests.load(model_copy))
+
+
+def test_no_manifest_says_how_to_fix_it(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="PREHEAT_MODEL_DIR"):
+        manifests.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"task": "translation"}, "task 'translation'"),
+        ({"files": {"../etc/passwd": {"sha256": "0" * 64, "bytes": 1}}}, "relative"),
+        ({"text": None}, "needs a 'text' section"),
+        ({"inputs": "nope"}, "not a valid manifest"),
+    ],
+)
+def test_inconsistent_manifests_are_refused(
+    model_copy: Path, change: dict[str, object], message: str
+) -> None:
+    raw = json.loads((model_copy / "manifest.json").read_text())
+    raw.update(change)
+    (model_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=message):
+        manifests.load(model_copy)

@@ -1,0 +1,109 @@
+"""functions/metrics writes what Powertools writes, and classifies starts as Lambda defines them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from functions.metrics import Start, StartTracker
+from functions.metrics.emf import COUNT, MILLISECONDS, EmfWriter
+from functions.metrics.logs import JsonLogger, configure_stdlib
+
+
+def test_emf_matches_powertools_byte_for_byte_but_the_timestamp(capsys: pytest.CaptureFixture[str]) -> None:
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    powertools = Metrics(namespace="Compat", service="svc")
+    powertools.add_dimension(name="start", value="cold")
+    powertools.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=12.5)
+    powertools.add_metric(name="ColdStarts", unit=MetricUnit.Count, value=1)
+    capsys.readouterr()
+    powertools.flush_metrics()
+    theirs = json.loads(capsys.readouterr().out)
+
+    stream = io.StringIO()
+    EmfWriter("Compat", {"service": "svc"}, stream).emit(
+        {"Latency": (12.5, MILLISECONDS), "ColdStarts": (1, COUNT)}, {"start": "cold"}
+    )
+    ours = json.loads(stream.getvalue())
+    for blob in (theirs, ours):
+        assert abs(blob["_aws"].pop("Timestamp") / 1000 - __import__("time").time()) < 60
+    assert ours == theirs
+    assert list(ours) == list(theirs)  # same key order, too
+
+
+def test_emf_directives_are_reused_but_values_are_fresh() -> None:
+    stream = io.StringIO()
+    writer = EmfWriter("N", {"service": "s"}, stream)
+    writer.emit({"A": (1, COUNT)}, {"start": "warm"})
+    writer.emit({"A": (2, COUNT)}, {"start": "cold"})
+    writer.emit({"A": (3, COUNT), "B": (4, MILLISECONDS)}, {"start": "warm"})
+    blobs = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(b["start"], b["A"]) for b in blobs] == [("warm", [1.0]), ("cold", [2.0]), ("warm", [3.0])]
+    assert [m["Name"] for m in blobs[2]["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["A", "B"]
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["start", "service"]]
+
+
+def test_log_lines_have_powertools_layout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools import Logger
+
+    monkeypatch.setenv(
+        "_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    )
+    Logger(service="compat-svc").info("invocation", extra={"status": 200, "route": "embeddings"})
+    theirs = json.loads(capsys.readouterr().out)
+    stream = io.StringIO()
+    JsonLogger("compat-svc", stream).info("invocation", "test", status=200, route="embeddings")
+    ours = json.loads(stream.getvalue())
+    assert list(ours) == list(theirs)
+    for key in ("level", "message", "service", "xray_trace_id", "status", "route"):
+        assert ours[key] == theirs[key]
+    assert len(ours["timestamp"]) == len(theirs["timestamp"]) and ours["timestamp"][-5:] == "+0000"
+
+
+def test_stdlib_records_become_json_with_their_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = configure_stdlib("preheat-test", "svc")
+    try:
+        raise ValueError("bad thing")
+    except ValueError:
+        logger.exception("it failed", extra={"request_id": "r-9"})
+    line = json.loads(capsys.readouterr().out)
+    assert line["level"] == "ERROR" and line["message"] == "it failed" and line["request_id"] == "r-9"
+    assert line["exception_name"] == "ValueError" and "bad thing" in line["exception"]
+    logging.getLogger("preheat-test").handlers.clear()
+
+
+@pytest.mark.parametrize(
+    ("init_type", "first"),
+    [
+        (None, "cold"),
+        ("on-demand", "cold"),
+        ("provisioned-concurrency", "provisioned"),
+        ("snap-start", "restore"),
+    ],
+)
+def test_start_kinds(init_type: str | None, first: str) -> None:
+    env = {} if init_type is None else {"AWS_LAMBDA_INITIALIZATION_TYPE": init_type}
+    tracker = StartTracker()
+    a = tracker.enter(warmup=False, env=env)
+    b = tracker.enter(warmup=False, env=env)
+    c = tracker.enter(warmup=True, env=env)
+    assert (a.kind, a.first) == (first, True)
+    assert (b.kind, b.first) == ("warm", False)
+    assert (c.kind, c.first) == ("warmup", False)
+    assert a.instance_id == b.instance_id == c.instance_id != ""
+
+
+def test_instances_get_distinct_ids_drawn_at_first_invocation() -> None:
+    """SnapStart restores many instances from one snapshot taken after init: ids must not be drawn at init."""
+    trackers = [StartTracker() for _ in range(3)]
+    assert all(t.instance_id == "" for t in trackers)
+    ids = {t.enter(warmup=True).instance_id for t in trackers}
+    assert len(ids) == 3
+    assert isinstance(trackers[0].enter(warmup=False), Start)

@@ -1,0 +1,1 @@
+"""Trace-driven simulator for warm-keeping policies (`preheat simulate`)."""
