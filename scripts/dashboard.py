@@ -70,6 +70,31 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    draw(
+        resolve_target(args),
+        args.out,
+        minutes=args.minutes,
+        period_seconds=args.period,
+        function_name=args.function_name,
+        console=Console(width=max(120, Console().width)),
+    )
+    return 0
+
+
+def draw(
+    target: Target,
+    out: Path,
+    *,
+    minutes: float = 60.0,
+    period_seconds: int | None = None,
+    function_name: str = DEFAULT_FUNCTION,
+    console: Any = None,
+    summary: bool = True,
+) -> tuple[Path, Path, Path]:
+    """Query `target` for the deployed dashboard's series and write dashboard.{png,html,json} to `out`.
+    Also what `preheat demo` calls before its twin (and the twin's moto) stops."""
     import boto3
     from rich.console import Console
     from rich.table import Table
@@ -78,13 +103,12 @@ def run(args: argparse.Namespace) -> int:
     from infra.config import ROOT, PreheatConfig
     from scripts.metrics_query import CloudWatchSource, Window
 
-    console = Console()
-    target = resolve_target(args)
+    console = console or Console()
     context = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
     config = PreheatConfig.from_context(context)
-    definition = spec.for_config(config, function_name=args.function_name)
-    if args.period:
-        definition = replace(definition, period_seconds=args.period)
+    definition = spec.for_config(config, function_name=function_name)
+    if period_seconds:
+        definition = replace(definition, period_seconds=period_seconds)
     kwargs: dict[str, Any] = {"region_name": target.region}
     if target.endpoint_url:
         kwargs["endpoint_url"] = target.endpoint_url
@@ -93,43 +117,45 @@ def run(args: argparse.Namespace) -> int:
     source = CloudWatchSource(
         boto3.client("cloudwatch", **kwargs), boto3.client("logs", **kwargs), local=target.local
     )
-    window = Window.last(args.minutes, definition.period_seconds)
+    window = Window.last(minutes, definition.period_seconds)
     with console.status(
         f"querying {target.endpoint_url or 'CloudWatch'} for {len(list(definition.graphs()))} graphs"
     ):
         report = collect(definition, source, window)
-    args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / "dashboard.png"
-    page = args.out / "dashboard.html"
-    data = args.out / "dashboard.json"
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "dashboard.png"
+    page = out / "dashboard.html"
+    data = out / "dashboard.json"
     with console.status("drawing"):
         png.write_bytes(render_png(definition, report, window))
         page.write_text(render_html(definition, report, window, target))
         data.write_text(json.dumps(to_json(report, window), indent=1))
-    table = Table(
-        title=f"{definition.name}: {window.start:%H:%M}–{window.end:%H:%M} UTC, {window.period_seconds} s periods"
-    )
-    for column in ("graph", "series", "points", "last", "max", "from"):
-        table.add_column(column)
-    for graph, series in report:
-        for s in series:
-            points = [v for v in s.values if not math.isnan(v)]
-            if points:
-                table.add_row(
-                    graph.title,
-                    s.label,
-                    str(len(points)),
-                    f"{points[-1]:.4g}",
-                    f"{max(points):.4g}",
-                    s.source,
-                )
-    console.print(table)
+    if summary:
+        table = Table(
+            title=f"{definition.name}: {window.start:%H:%M}–{window.end:%H:%M} UTC, "
+            f"{window.period_seconds} s periods"
+        )
+        for column in ("graph", "series", "points", "last", "max", "from"):
+            table.add_column(column)
+        for graph, series in report:
+            for s in series:
+                points = [v for v in s.values if not math.isnan(v)]
+                if points:
+                    table.add_row(
+                        graph.title,
+                        s.label,
+                        str(len(points)),
+                        f"{points[-1]:.4g}",
+                        f"{max(points):.4g}",
+                        s.source,
+                    )
+        console.print(table)
     for graph, series in report:
         for s in series:
             for warning in s.warnings:
                 console.print(f"[yellow]{graph.title} / {s.label}: {warning}")
     console.print(f"wrote {png}, {page} and {data}")
-    return 0
+    return png, page, data
 
 
 Report = list[tuple["Graph", list["SeriesData"]]]  # each graph with the data of its visible series
@@ -190,7 +216,12 @@ def _draw(ax: Any, graph: Graph, series: list[SeriesData], window: Window) -> No
             times, values, marker="o", markersize=3, linewidth=1.4, label=data.label, color=spec_series.color
         )
         drawn += 1
+    peak = max((v for d in series for v in d.values if not math.isnan(v)), default=math.nan)
     for note in graph.annotations:
+        if not math.isnan(peak) and note.value > 3 * peak:
+            # Far above the data: drawn, it would flatten every line to the axis. Named instead.
+            ax.plot([], [], linestyle="--", color=note.color, label=f"{note.label} at {note.value:g} (off scale)")
+            continue
         ax.axhline(note.value, linestyle="--", linewidth=0.9, color=note.color, label=note.label)
     ax.set_title(graph.title, fontsize=10, loc="left")
     ax.set_ylabel(graph.left_label, fontsize=8)
@@ -199,7 +230,8 @@ def _draw(ax: Any, graph: Graph, series: list[SeriesData], window: Window) -> No
         right.set_ylim(bottom=0)
     ax.set_xlim(window.start, window.end)
     ax.set_ylim(bottom=0)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    short = (window.end - window.start).total_seconds() <= 900
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if short else "%H:%M"))  # type: ignore[no-untyped-call]
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     if drawn == 0:
@@ -225,7 +257,9 @@ def render_png(definition: Dashboard, report: Report, window: Window) -> bytes:
     data = {graph.title: series for graph, series in report}
     height = 3.4 * len(rows) + 0.6
     fig = plt.figure(figsize=(16, height))
-    grid = GridSpec(len(rows), 24, figure=fig, hspace=0.55, wspace=1.2, top=1 - 0.7 / height, bottom=0.4 / height)
+    grid = GridSpec(
+        len(rows), 24, figure=fig, hspace=0.55, wspace=1.2, top=1 - 0.7 / height, bottom=0.4 / height
+    )
     fig.suptitle(
         f"{definition.name}: {window.start:%Y-%m-%d %H:%M}–{window.end:%H:%M} UTC, {window.period_seconds} s periods",
         fontsize=12,

@@ -12,8 +12,8 @@ from constructs import Construct
 # The cache contract (functions' PREHEAT_CACHE_TABLE): partition key `key` (String), TTL `expires_at`.
 PARTITION_KEY = "key"
 TTL_ATTRIBUTE = "expires_at"
-# What the runtime's cache does: single and batched reads and writes. Nothing else (no Scan, no Delete).
-CACHE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem")
+# What the runtime's cache calls (functions/cache/dynamodb.py): batched reads and writes, nothing else.
+CACHE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
 
 
 @dataclass(frozen=True)

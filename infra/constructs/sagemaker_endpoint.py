@@ -127,7 +127,9 @@ class ServerlessEndpoint(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 model_data_url=data.s3_object_url,
-                environment={**props.environment, "PREHEAT_MODEL_DIR": MODEL_DIR},
+                # Lambda sets AWS_REGION for its functions; a SageMaker container is told (the cache's
+                # DynamoDB tier needs it).
+                environment={**props.environment, "PREHEAT_MODEL_DIR": MODEL_DIR, "AWS_REGION": stack.region},
             ),
         )
         # The role's policy must exist before SageMaker checks that the role can read the model.

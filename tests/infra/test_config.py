@@ -87,6 +87,14 @@ def test_relative_paths_resolve_against_the_root(tmp_path: Path) -> None:
         ),
         ({"dashboard": {"cacheLevels": [1, 2]}}, "preheat.dashboard.cacheLevels"),
         ({"region": "moon-1"}, "preheat.region"),
+        ({"controller": {"policy": "oracle"}}, "preheat.controller.policy"),
+        ({"controller": {"policy": "no-such-policy"}}, "preheat.controller.policy"),
+        ({"controller": {"pcMode": "sometimes"}}, "preheat.controller.pcMode"),
+        (
+            {"controller": {"pcMode": "scheduled"}, "lambda": {"warmStart": "snapstart"}},
+            "preheat.controller.pcMode",
+        ),
+        ({"controller": {"pcMode": "direct"}}, "preheat.controller.pcMode"),
         ({"target": "localstack"}, "preheat.target"),
     ],
 )
@@ -147,3 +155,17 @@ def test_synth_without_layers_fails_with_the_message(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="preheat build layers"):
         build(app, checks=False)
+
+
+def test_controller_pc_mode_follows_the_warm_start() -> None:
+    from infra.config import controller_pc_mode
+
+    assert controller_pc_mode(PreheatConfig.from_context({})) == "scheduled"
+    snap = PreheatConfig.from_context({"preheat": {"lambda": {"warmStart": "snapstart"}}})
+    assert controller_pc_mode(snap) == "off"
+    direct = PreheatConfig.from_context(
+        {"preheat": {"lambda": {"warmStart": "none"}, "controller": {"pcMode": "direct"}}}
+    )
+    assert controller_pc_mode(direct) == "direct"
+    moto = PreheatConfig.from_context({"preheat": {"target": "moto"}})
+    assert controller_pc_mode(moto) == "off"

@@ -140,7 +140,13 @@ def test_functions_and_layers_exist(deployed: dict[str, Any]) -> None:
     assert any(d.startswith("the model directory") for d in layers)
     assert any("dependencies for x86_64" in d for d in layers)
     warmer = functions["warmers.warmer.handler"]["Environment"]["Variables"]
-    assert warmer["PREHEAT_TARGET_FUNCTION"] == inference["FunctionName"]
+    assert warmer["PREHEAT_WARM_FUNCTION"] == inference["FunctionName"]
+    assert "PREHEAT_WARM_QUALIFIER" not in warmer, "no alias in the moto variant: the function itself"
+    controller = functions["warmers.controller.handler"]["Environment"]["Variables"]
+    assert (
+        controller["PREHEAT_PC_MODE"] == "off"
+        and controller["PREHEAT_LAMBDA_FUNCTION"] == inference["FunctionName"]
+    )
 
 
 def test_cache_table_exists(deployed: dict[str, Any]) -> None:

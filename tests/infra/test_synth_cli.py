@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 STAR_ONLY_ACTIONS = {
     "cloudwatch:GetMetricData",  # the controller reads metrics
     "application-autoscaling:DescribeScheduledActions",  # the controller
+    "application-autoscaling:DescribeScalableTargets",  # the controller
     "ecr:GetAuthorizationToken",  # SageMaker pulls its image
 }
 
