@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -627,3 +628,46 @@ def test_moto_variant_drops_only_what_moto_cannot_create(synth: Synth, outputs: 
         assert resources(template, kind), kind
     image = only(template, "AWS::SageMaker::Model")["Properties"]["PrimaryContainer"]["Image"]
     assert isinstance(image, str) and ".dkr.ecr." in image, "no Docker image asset for moto"
+
+
+def _staged_code(stack: Any, template: Any, handler: str) -> Path:
+    fn = only(template, "AWS::Lambda::Function", Handler=handler)["Properties"]
+    asset_hash = fn["Code"]["S3Key"].removesuffix(".zip")
+    return Path(stack.node.root.outdir) / f"asset.{asset_hash}"
+
+
+@pytest.mark.parametrize(
+    ("handler", "modules", "absent"),
+    [
+        ("warmers.warmer.handler", ["warmers.warmer"], ["functions", "warmers/simulator", "infra", "tests"]),
+        ("warmers.controller.handler", ["warmers.controller"], ["functions", "warmers/simulator", "infra"]),
+        (
+            "functions.inference.handler.handler",
+            ["functions.inference.runtime", "functions.inference.adapters", "functions.cache"],
+            ["warmers", "infra", "scripts", "functions/baselines", "functions/sagemaker", ".venv", "build"],
+        ),
+    ],
+)
+def test_function_code_assets_hold_what_the_handler_imports(
+    synth: Synth, outputs: BuildOutputs, handler: str, modules: list[str], absent: list[str]
+) -> None:
+    """Each zip is importable on its own (plus the layers' packages), and carries nothing else."""
+    import subprocess
+    import sys
+
+    stack, template = synth(outputs.context())
+    staged = _staged_code(stack, template, handler)
+    for path in absent:
+        assert not (staged / path).exists(), f"{path} should not be in {handler}'s code"
+    # (The inference handler itself loads a model when imported: its parts are imported instead.)
+    probe = (
+        f"import sys; sys.path.insert(0, {str(staged)!r}); import importlib\n"
+        f"for name in {modules!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        f"    assert module.__file__.startswith({str(staged)!r}), module.__file__\n"
+    )
+    # The function's own environment (references stand in as placeholders): modules read it at import.
+    variables = only(template, "AWS::Lambda::Function", Handler=handler)["Properties"]["Environment"]["Variables"]
+    env = {**os.environ, **{k: v if isinstance(v, str) else "placeholder" for k, v in variables.items()}}
+    proc = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
