@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("deploy", "sagemaker", "scripts.deploy_sagemaker", "SageMaker Serverless endpoint via the SageMaker SDK (twin or --aws)"),
     ("build", "layers", "scripts.build_layers", "build Lambda layers, SageMaker model.tar.gz and container context"),
     ("bench", "model", "scripts.bench_model", "fp32 against the slim model: size, load, latency, accuracy"),
+    ("", "dashboard", "scripts.dashboard", "draw the deployed CloudWatch dashboard locally (PNG + HTML) from the twin's metrics"),
 ]
 # fmt: on
 

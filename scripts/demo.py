@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{'isolated, from the built layers' if spec.isolated else 'on this environment'}; "
                   f"model {spec.env['PREHEAT_MODEL_DIR']}", highlight=False)
     try:
-        return _demo(console, state, args, model_name(model_dir))
+        code = _demo(console, state, args, model_name(model_dir))
+        _draw_dashboard(console, state, started)
+        return code
     finally:
         with console.status("stopping the twin…"):
             twin_state.stop(args.state_dir)
@@ -153,3 +155,16 @@ def _cloudwatch(console: object, twin: object) -> None:
                           (f"{max(p[stat] for p in points):.1f}" if points else "-"))
         table.add_row(start, *values)
     console.print(table)
+
+
+def _draw_dashboard(console: object, state: object, started: float) -> None:
+    """The deployed dashboard, drawn from this run's metrics while the twin's moto still holds them
+    (build/dashboard/); a failure here only costs the picture, never the demo."""
+    from scripts.dashboard import Target, draw
+
+    try:
+        minutes = (time.perf_counter() - started) / 60 + 2
+        target = Target(state.moto, state.region, local=True)  # type: ignore[attr-defined]
+        draw(target, Path("build/dashboard"), minutes=minutes, period_seconds=10, console=console, summary=False)
+    except Exception as exc:
+        console.print(f"[yellow]could not draw the dashboard: {exc}")  # type: ignore[attr-defined]
