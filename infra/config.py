@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from functions.sagemaker.endpoint import ServerlessEndpoint as EndpointDescription
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTEXT_KEY = "preheat"
 
@@ -109,6 +111,17 @@ class SageMakerConfig:
     image_uri: str | None = None  # a prebuilt image instead of building build/sagemaker/context
     context_dir: Path = ROOT / "build" / "sagemaker" / "context"
     model_data: Path = ROOT / "build" / "sagemaker" / "model.tar.gz"
+
+    def description(self, environment: Mapping[str, str]) -> EndpointDescription:
+        """The endpoint as functions/sagemaker/endpoint.py describes it: the one description the CDK
+        construct and `preheat deploy sagemaker` (the SageMaker SDK) both deploy."""
+        return EndpointDescription(
+            name=self.endpoint_name,
+            memory_mb=self.memory_mb,
+            max_concurrency=self.max_concurrency,
+            provisioned_concurrency=self.provisioned_concurrency or None,
+            environment=dict(environment),
+        ).validate()
 
 
 @dataclass(frozen=True)

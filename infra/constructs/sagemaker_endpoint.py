@@ -4,9 +4,9 @@ endpoint, and Application Auto Scaling of its provisioned concurrency."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -17,6 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from functions.sagemaker.endpoint import ServerlessEndpoint as EndpointDescription
 from infra import nag
 from infra.config import SageMakerConfig
 from infra.constructs.inference_function import service_linked_role
@@ -44,10 +45,10 @@ class ImageUri:
 
 @dataclass(frozen=True)
 class ServerlessEndpointProps:
-    config: SageMakerConfig
+    config: SageMakerConfig  # autoscaling bounds; the endpoint itself comes from `description`
+    description: EndpointDescription  # what `preheat deploy sagemaker` deploys too
     image: ImageFromContext | ImageUri
     model_data: Path  # model.tar.gz
-    environment: Mapping[str, str] = field(default_factory=dict)
     autoscaling: bool = True  # False only where Application Auto Scaling cannot be created (moto)
 
 
@@ -55,8 +56,9 @@ class ServerlessEndpoint(Construct):
     def __init__(self, scope: Construct, id: str, props: ServerlessEndpointProps) -> None:
         super().__init__(scope, id)
         cfg = props.config
-        self.endpoint_name = cfg.endpoint_name
-        self.variant_name = VARIANT
+        desc = props.description
+        self.endpoint_name = desc.name
+        self.variant_name = desc.variant_name
         stack = cdk.Stack.of(self)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
         # What a serving container needs, and no more: its model data, its image, its logs.
@@ -99,7 +101,7 @@ class ServerlessEndpoint(Construct):
             service="logs",
             resource="log-group",
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-            resource_name=f"/aws/sagemaker/Endpoints/{cfg.endpoint_name}:*",
+            resource_name=f"/aws/sagemaker/Endpoints/{desc.name}:*",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -116,7 +118,7 @@ class ServerlessEndpoint(Construct):
         )
         nag.acknowledge(
             policy,
-            f"AwsSolutions-IAM5[Resource::{nag.arn(self, 'logs', f'log-group:/aws/sagemaker/Endpoints/{cfg.endpoint_name}:*')}]",
+            f"AwsSolutions-IAM5[Resource::{nag.arn(self, 'logs', f'log-group:/aws/sagemaker/Endpoints/{desc.name}:*')}]",
             "SageMaker names each instance's log stream at run time; the statement is limited to this "
             "endpoint's own log group",
         )
@@ -127,39 +129,44 @@ class ServerlessEndpoint(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 model_data_url=data.s3_object_url,
-                # Lambda sets AWS_REGION for its functions; a SageMaker container is told (the cache's
-                # DynamoDB tier needs it).
-                environment={**props.environment, "PREHEAT_MODEL_DIR": MODEL_DIR, "AWS_REGION": stack.region},
+                environment=dict(desc.environment),
             ),
         )
         # The role's policy must exist before SageMaker checks that the role can read the model.
         self.model.node.add_dependency(self.role)
         serverless = sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-            memory_size_in_mb=cfg.memory_mb,
-            max_concurrency=cfg.max_concurrency,
-            provisioned_concurrency=cfg.provisioned_concurrency or None,
+            memory_size_in_mb=desc.memory_mb,
+            max_concurrency=desc.max_concurrency,
+            provisioned_concurrency=desc.provisioned_concurrency,
         )
         # Named after the endpoint (so the controller's IAM scope, endpoint-config/<endpoint>*, covers it)
         # plus a hash of everything that forces a replacement, so a replacement gets a new name.
-        fingerprint = hashlib.sha256(
-            repr(
-                (cfg.memory_mb, cfg.max_concurrency, cfg.provisioned_concurrency, image_key, data.asset_hash)
-            ).encode()
-        ).hexdigest()[:12]
+        # Tokens (the region, the cache table) are resolved to their CloudFormation form first, so the
+        # name is the same on every synth of the same stack.
+        identity = [
+            desc.serverless_config(),
+            desc.variant_name,
+            stack.resolve(dict(desc.environment)),
+            image_key,
+            data.asset_hash,
+        ]
+        fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            endpoint_config_name=f"{cfg.endpoint_name}-{fingerprint}",
+            endpoint_config_name=f"{desc.name}-{fingerprint}",
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT, model_name=self.model.attr_model_name, serverless_config=serverless
+                    variant_name=desc.variant_name,
+                    model_name=self.model.attr_model_name,
+                    serverless_config=serverless,
                 )
             ],
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
-            endpoint_name=cfg.endpoint_name,
+            endpoint_name=desc.name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.scaling: appscaling.ScalableTarget | None = None
@@ -169,7 +176,7 @@ class ServerlessEndpoint(Construct):
                 "Scaling",
                 service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
                 scalable_dimension="sagemaker:variant:DesiredProvisionedConcurrency",
-                resource_id=f"endpoint/{cfg.endpoint_name}/variant/{VARIANT}",
+                resource_id=f"endpoint/{desc.name}/variant/{desc.variant_name}",
                 min_capacity=cfg.provisioned_concurrency,
                 max_capacity=cfg.autoscale_max,
                 role=service_linked_role(self, "sagemaker", "SageMakerEndpoint"),

@@ -24,6 +24,7 @@ from infra.constructs.inference_function import (
 from infra.constructs.keep_warm import EndpointTarget, InferenceTarget, KeepWarm, KeepWarmProps
 from infra.constructs.observability import Observability, ObservabilityProps
 from infra.constructs.sagemaker_endpoint import (
+    MODEL_DIR,
     ImageFromContext,
     ImageUri,
     ServerlessEndpoint,
@@ -91,9 +92,18 @@ class PreheatStack(cdk.Stack):
                 "SageMaker",
                 ServerlessEndpointProps(
                     config=sm,
+                    # Lambda sets AWS_REGION for its functions; a SageMaker container is told (the
+                    # cache's DynamoDB tier needs it). The model is where SageMaker extracts it.
+                    description=sm.description(
+                        {
+                            **runtime_environment(lam, config.service, config.namespace),
+                            **cache_env,
+                            "PREHEAT_MODEL_DIR": MODEL_DIR,
+                            "AWS_REGION": self.region,
+                        }
+                    ),
                     image=image,
                     model_data=sm.model_data,
-                    environment={**runtime_environment(lam, config.service, config.namespace), **cache_env},
                     autoscaling=not config.moto,
                 ),
             )
