@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -208,6 +208,72 @@ class PreheatConfig:
             if key.startswith(CONTEXT_KEY + ":"):
                 _set_path(merged, key[len(CONTEXT_KEY) + 1 :], value, key)
         return _parse(_Node(merged, CONTEXT_KEY), root)
+
+
+# The files the CDK CLI reads context from, in a project directory (and ~/.cdk.json for the user's).
+PROJECT_CONFIG = "cdk.json"
+PROJECT_CONTEXT = "cdk.context.json"
+USER_CONFIG = Path.home() / ".cdk.json"
+
+
+def cli_context(
+    root: Path = ROOT, overrides: Iterable[str] = (), *, user_config: Path | None = USER_CONFIG
+) -> dict[str, Any]:
+    """The context the CDK CLI hands `python -m infra.app` when run in `root` with `-c KEY=VALUE`
+    overrides: the CLI's precedence, lowest first, is ~/.cdk.json's `context`, cdk.context.json,
+    cdk.json's `context`, then the command line; objects merge key by key, and -c values stay
+    strings as the CLI passes them. For programs that need the app's config without running the CDK
+    (the local twin): `load()` then parses it exactly as the app does."""
+    bags: list[Mapping[str, Any]] = []
+    if user_config is not None:
+        bags.append(_file_context(user_config, "context"))
+    bags.append(_file_context(root / PROJECT_CONTEXT, None))
+    bags.append(_file_context(root / PROJECT_CONFIG, "context"))
+    command_line: dict[str, Any] = {}
+    for assignment in overrides:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                f"context override {assignment!r} must look like KEY=VALUE (e.g. preheat:lambda.memoryMb=3008)"
+            )
+        command_line[key] = value
+    bags.append(command_line)
+    merged: dict[str, Any] = {}
+    for bag in bags:
+        merged = _merge(merged, bag)
+    return merged
+
+
+def load(
+    root: Path = ROOT, overrides: Iterable[str] = (), *, user_config: Path | None = USER_CONFIG
+) -> PreheatConfig:
+    """The PreheatConfig `cdk synth -c ...` in `root` would build (see cli_context)."""
+    return PreheatConfig.from_context(cli_context(root, overrides, user_config=user_config), root=root)
+
+
+def _file_context(path: Path, key: str | None) -> Mapping[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    value = data.get(key, {}) if key is not None and isinstance(data, Mapping) else data
+    if not isinstance(value, Mapping):
+        where = f"{path}'s '{key}'" if key else str(path)
+        raise ConfigError(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(low)
+    for key, value in high.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = _merge(below, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _json(text: str, key: str) -> Any:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="a twin config as JSON (default: the preheat stack)")
+    parser.add_argument("--config", type=Path,
+                        help="a twin config as JSON (default: the twin of the CDK stack, as cdk.json configures it)")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                        help="a CDK context override, as `cdk synth -c` takes it "
+                             "(e.g. -c preheat:warmer.schedule='rate(2 minutes)'); repeat")
     parser.add_argument("--state-dir", type=Path, default=Path(".preheat"), help="where twin.json, logs and the CA go")
     parser.add_argument("--port", type=int, default=0, help="the AWS endpoint's port (default: any free port)")
     parser.add_argument("--keep-alive", type=float, help="seconds an idle instance is kept (default 300)")
@@ -23,14 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from scripts.twin import state as twin_state
-    from scripts.twin.config import (
-        DEFAULT_MODEL_DIR,
-        TwinConfig,
-        TwinConfigError,
-        default_config,
-        inference_function,
-    )
+    from scripts.twin.config import DEFAULT_MODEL_DIR, TwinConfig, TwinConfigError
     from scripts.twin.models import ensure_default_model, model_name
+    from scripts.twin.stack import default_config
 
     console = Console()
     root = Path.cwd()
@@ -41,15 +41,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.config:
+            if args.context:
+                raise TwinConfigError("-c/--context configures the default stack; it cannot change --config's JSON")
             config = TwinConfig.from_dict({**json.loads(args.config.read_text()), "state_dir": str(args.state_dir)})
         else:
             ensure_default_model(root, console)
-            overrides: dict[str, object] = {"state_dir": args.state_dir, "gateway_port": args.port}
+            overrides: dict[str, Any] = {"state_dir": args.state_dir, "gateway_port": args.port}
             if args.keep_alive is not None:
                 overrides["keep_alive_s"] = args.keep_alive
-            config = default_config(root, **overrides)
+            config = default_config(root, context=args.context, **overrides)
             if args.provisioned:
-                first = inference_function(root, provisioned={"live": args.provisioned})
+                first = dataclasses.replace(config.functions[0], provisioned={"live": args.provisioned})
                 config = dataclasses.replace(config, functions=(first, *config.functions[1:])).validate()
     except (TwinConfigError, OSError, ValueError) as exc:
         console.print(f"[red]bad twin config:[/] {exc}")
@@ -88,6 +90,8 @@ def print_state(console: object, state: object, model: str | None = None) -> Non
                   "provisioned concurrency; everything else is moto)")
     for name in state.endpoints:
         console.print(f"  SageMaker     endpoint {name}: boto3 sagemaker-runtime invoke_endpoint on the AWS endpoint")
+    for name in state.tables:
+        console.print(f"  DynamoDB      table {name} in moto (the cache's shared tier)")
     console.print(f"  CA            {state.ca}")
     console.print(f"  logs          {state.log_dir}/<function>.log  (and CloudWatch Logs in moto)")
     url = state.functions.get(DEFAULT_FUNCTION, {}).get("url")

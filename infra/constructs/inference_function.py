@@ -19,10 +19,11 @@ from infra import nag
 from infra.config import ConfigError, LambdaConfig
 from infra.constructs.code import inference_code
 
-HANDLER = "functions.inference.handler.handler"
-SNAPSTART_HANDLER = "functions.inference.snapstart.handler"
-ALIAS = "live"
-MODEL_MOUNT = "/opt/model"  # the model layer holds model/, and layers mount at /opt
+# The handlers and the runtime's environment live in infra/function_settings.py (no CDK import), which
+# the local twin shares; runtime_environment is re-exported where it used to be.
+from infra.function_settings import ALIAS, inference_handler
+from infra.function_settings import runtime_environment as runtime_environment
+
 IMAGE_DOCKERFILE = "infra/images/lambda.Dockerfile"
 # Tag on the scalable target: the controller may change scheduled actions only where it is present.
 SCALING_TAG = "preheat:scalable-target"
@@ -38,25 +39,6 @@ class InferenceFunctionProps:
     deps_layer: Path  # a directory holding python/
     alias: bool = True  # False only where aliases cannot be created (moto)
     extra_environment: Mapping[str, str] = field(default_factory=dict)
-
-
-def runtime_environment(config: LambdaConfig, service: str, namespace: str) -> dict[str, str]:
-    """The runtime's Settings, as environment variables (names from functions/inference/settings.py)."""
-    rt = config.runtime
-    env = {
-        "PREHEAT_MODEL_DIR": MODEL_MOUNT,
-        "PREHEAT_BATCH_SIZE": str(rt.batch_size),
-        "PREHEAT_MAX_INPUTS": str(rt.max_inputs),
-        "PREHEAT_TRUNCATE": "true" if rt.truncate else "false",
-        "PREHEAT_WARMUP_MAX_HOLD_MS": str(rt.warmup_max_hold_ms),
-        "POWERTOOLS_SERVICE_NAME": service,
-        "POWERTOOLS_METRICS_NAMESPACE": namespace,
-    }
-    if rt.threads is not None:
-        env["PREHEAT_THREADS"] = str(rt.threads)
-    if rt.base_path:
-        env["PREHEAT_BASE_PATH"] = rt.base_path
-    return env
 
 
 class InferenceFunction(Construct):
@@ -134,7 +116,7 @@ class InferenceFunction(Construct):
                 self,
                 "Function",
                 runtime=runtime,
-                handler=SNAPSTART_HANDLER if snapstart else HANDLER,
+                handler=inference_handler(cfg),
                 code=inference_code(props.root),
                 layers=[self.deps_layer, self.model_layer],
                 snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snapstart else None,

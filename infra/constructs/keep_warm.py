@@ -30,9 +30,17 @@ from constructs import Construct, IConstruct
 from infra import nag
 from infra.config import ControllerConfig, WarmerConfig
 from infra.constructs.code import source_code
-
-WARMER_HANDLER = "warmers.warmer.handler"
-CONTROLLER_HANDLER = "warmers.controller.handler"
+from infra.function_settings import (
+    CONTROLLER_HANDLER,
+    CONTROLLER_MEMORY_MB,
+    CONTROLLER_RESERVED,
+    CONTROLLER_TIMEOUT_S,
+    WARMER_HANDLER,
+    WARMER_MEMORY_MB,
+    controller_environment,
+    warmer_environment,
+    warmer_timeout_s,
+)
 
 
 @dataclass(frozen=True)
@@ -78,23 +86,21 @@ class KeepWarm(Construct):
         self.controller: lambda_.Function | None = None
         self.rules: list[events.Rule] = []
         if props.warmer.enabled:
-            env = {
-                "PREHEAT_WARM_FUNCTION": t.function_name,
-                "PREHEAT_WARM_CONCURRENCY": str(props.warmer.concurrency),
-                "PREHEAT_WARM_MAX_CONCURRENCY": str(max(50, props.warmer.concurrency, props.max_concurrency)),
-                "PREHEAT_WARM_HOLD_MS": str(props.warmer.hold_ms),
-                "POWERTOOLS_SERVICE_NAME": f"{t.service}-warmer",
-                "POWERTOOLS_METRICS_NAMESPACE": t.namespace,
-            }
-            if t.qualifier:
-                env["PREHEAT_WARM_QUALIFIER"] = t.qualifier
-            # Pings run concurrently and each holds its instance for hold_ms: allow for that.
+            env = warmer_environment(
+                function_name=t.function_name,
+                qualifier=t.qualifier,
+                concurrency=props.warmer.concurrency,
+                max_concurrency=props.max_concurrency,
+                hold_ms=props.warmer.hold_ms,
+                service=t.service,
+                namespace=t.namespace,
+            )
             self.warmer = self._function(
                 "Warmer",
                 WARMER_HANDLER,
                 props,
                 env,
-                timeout=cdk.Duration.seconds(45 + props.warmer.hold_ms // 1000),
+                timeout=cdk.Duration.seconds(warmer_timeout_s(props.warmer.hold_ms)),
             )
             _allow(self.warmer, ["lambda:InvokeFunction"], [t.function.function_arn])
             self._schedule("WarmerSchedule", props.warmer.schedule, self.warmer, "keep instances warm")
@@ -109,25 +115,20 @@ class KeepWarm(Construct):
 
     def _controller(self, props: KeepWarmProps) -> lambda_.Function:
         t, c = props.target, props.controller
-        env = {
-            "PREHEAT_POLICY": c.policy,
-            "PREHEAT_METRICS_NAMESPACE": t.namespace,
-            "PREHEAT_METRICS_SERVICE": t.service,
-            "PREHEAT_MEMORY_MB": str(t.memory_mb),
-            "PREHEAT_MAX_CONCURRENCY": str(props.max_concurrency),
-            "PREHEAT_LAMBDA_FUNCTION": t.function_name,
-            "PREHEAT_PC_MODE": props.pc_mode,
-            "PREHEAT_WARM_HOLD_MS": str(props.warmer.hold_ms),
-            "POWERTOOLS_SERVICE_NAME": f"{t.service}-controller",
-            "POWERTOOLS_METRICS_NAMESPACE": t.namespace,
-        }
-        if t.qualifier:
-            env["PREHEAT_LAMBDA_ALIAS"] = t.qualifier
-        if props.endpoint is not None:
-            env["PREHEAT_SAGEMAKER_ENDPOINT"] = props.endpoint.endpoint_name
-            env["PREHEAT_SAGEMAKER_VARIANT"] = props.endpoint.variant_name
-        if self.warmer is not None:
-            env["PREHEAT_WARMER_FUNCTION"] = self.warmer.function_name
+        env = controller_environment(
+            policy=c.policy,
+            namespace=t.namespace,
+            service=t.service,
+            memory_mb=t.memory_mb,
+            max_concurrency=props.max_concurrency,
+            function_name=t.function_name,
+            qualifier=t.qualifier,
+            pc_mode=props.pc_mode,
+            hold_ms=props.warmer.hold_ms,
+            endpoint_name=props.endpoint.endpoint_name if props.endpoint is not None else None,
+            variant_name=props.endpoint.variant_name if props.endpoint is not None else None,
+            warmer_function=self.warmer.function_name if self.warmer is not None else None,
+        )
         layer = props.deps_layer
         if isinstance(layer, Path):
             layer = lambda_.LayerVersion(
@@ -141,11 +142,10 @@ class KeepWarm(Construct):
             CONTROLLER_HANDLER,
             props,
             env,
-            timeout=cdk.Duration.seconds(60),
-            memory_mb=512,  # numpy and a day of history replayed through the policy
+            timeout=cdk.Duration.seconds(CONTROLLER_TIMEOUT_S),
+            memory_mb=CONTROLLER_MEMORY_MB,
             layers=[layer],
-            # One run at a time: two overlapping runs would fight over the same capacity.
-            reserved=1,
+            reserved=CONTROLLER_RESERVED,
         )
         self._grant_controller(fn, props)
         return fn
@@ -158,7 +158,7 @@ class KeepWarm(Construct):
         env: dict[str, str],
         *,
         timeout: cdk.Duration,
-        memory_mb: int = 256,
+        memory_mb: int = WARMER_MEMORY_MB,
         layers: list[lambda_.ILayerVersion] | None = None,
         reserved: int | None = None,
     ) -> lambda_.Function:

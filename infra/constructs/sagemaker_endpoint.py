@@ -23,7 +23,6 @@ from infra.config import SageMakerConfig
 from infra.constructs.inference_function import service_linked_role
 
 VARIANT = "AllTraffic"  # a serverless endpoint has exactly one production variant
-MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
 _ECR_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com[^/]*/(?P<repo>[^:@]+)"
 )

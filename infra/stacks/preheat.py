@@ -14,21 +14,20 @@ from constructs import Construct
 from infra import dashboard as spec
 from infra.config import ROOT, PreheatConfig, controller_pc_mode, require_layers, require_sagemaker
 from infra.constructs.cache_table import CacheTable, CacheTableProps
-from infra.constructs.inference_function import (
-    ALIAS,
-    SCALING_TAG,
-    InferenceFunction,
-    InferenceFunctionProps,
-    runtime_environment,
-)
+from infra.constructs.inference_function import SCALING_TAG, InferenceFunction, InferenceFunctionProps
 from infra.constructs.keep_warm import EndpointTarget, InferenceTarget, KeepWarm, KeepWarmProps
 from infra.constructs.observability import Observability, ObservabilityProps
 from infra.constructs.sagemaker_endpoint import (
-    MODEL_DIR,
     ImageFromContext,
     ImageUri,
     ServerlessEndpoint,
     ServerlessEndpointProps,
+)
+from infra.function_settings import (
+    ALIAS,
+    cache_environment,
+    controller_max_concurrency,
+    endpoint_environment,
 )
 
 # moto never pulls images; any well-formed ECR URI stands in for the serving image there.
@@ -51,14 +50,8 @@ class PreheatStack(cdk.Stack):
         )
         model_layer, deps_layer = require_layers(config)
         lam = config.lambda_
-        cache_env = {
-            "PREHEAT_CACHE_MEMORY_BYTES": str(config.cache.memory_bytes),
-            "PREHEAT_CACHE_TTL_SECONDS": str(config.cache.ttl_seconds),
-            "PREHEAT_CACHE_TIMEOUT_MS": str(config.cache.timeout_ms),
-        }
         self.cache = CacheTable(self, "Cache", CacheTableProps()) if config.cache.table else None
-        if self.cache is not None:
-            cache_env["PREHEAT_CACHE_TABLE"] = self.cache.table_name
+        cache_env = cache_environment(config.cache, self.cache.table_name if self.cache is not None else None)
         self.inference = InferenceFunction(
             self,
             "Inference",
@@ -92,15 +85,8 @@ class PreheatStack(cdk.Stack):
                 "SageMaker",
                 ServerlessEndpointProps(
                     config=sm,
-                    # Lambda sets AWS_REGION for its functions; a SageMaker container is told (the
-                    # cache's DynamoDB tier needs it). The model is where SageMaker extracts it.
                     description=sm.description(
-                        {
-                            **runtime_environment(lam, config.service, config.namespace),
-                            **cache_env,
-                            "PREHEAT_MODEL_DIR": MODEL_DIR,
-                            "AWS_REGION": self.region,
-                        }
+                        endpoint_environment(lam, config.service, config.namespace, cache_env, self.region)
                     ),
                     image=image,
                     model_data=sm.model_data,
@@ -136,9 +122,7 @@ class PreheatStack(cdk.Stack):
                     warmer=config.warmer,
                     controller=config.controller,
                     pc_mode=controller_pc_mode(config),
-                    max_concurrency=config.controller.max_concurrency
-                    if config.controller.max_concurrency is not None
-                    else lam.provisioned.max,
+                    max_concurrency=controller_max_concurrency(lam, config.controller.max_concurrency),
                     root=root,
                     deps_layer=self.inference.deps_layer or deps_layer,
                     endpoint=endpoint_target,

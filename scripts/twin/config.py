@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
 from layers import paths
 from scripts.twin.sagemaker_config import EndpointConfigError, EndpointSpec
 
 LATEST = "$LATEST"
 PUBLISHED_VERSION = "1"  # the twin runs one code version; aliases point at it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_S = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
@@ -135,6 +135,9 @@ class TwinConfig:
     schedule_time_scale: float = 1.0  # > 1 fires rate() schedules that many times faster (tests, demos)
     state_dir: Path = Path(".preheat")
     endpoints: tuple[EndpointSpec, ...] = ()  # SageMaker Serverless endpoints (scripts/twin/sagemaker.py)
+    # DynamoDB tables created in moto at start, with the cache tier's schema (partition key `key`,
+    # TTL attribute `expires_at`): what PREHEAT_CACHE_TABLE names.
+    tables: tuple[str, ...] = ()
 
     def function(self, name: str) -> FunctionSpec | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -164,6 +167,11 @@ class TwinConfig:
             if endpoint.name in names:
                 raise TwinConfigError(f"endpoints[{i}].endpoint.name {endpoint.name!r} is used twice")
             names.add(endpoint.name)
+        for i, table in enumerate(self.tables):
+            if not isinstance(table, str) or not _TABLE.match(table):
+                raise TwinConfigError(f"tables[{i}] must be 3-255 letters, digits, '_', '-' or '.', got {table!r}")
+        if len(set(self.tables)) != len(self.tables):
+            raise TwinConfigError(f"tables: a table is listed twice in {list(self.tables)}")
         if self.max_instances < 1:
             raise TwinConfigError(f"max_instances must be >= 1, got {self.max_instances}")
         if self.keep_alive_s < 0:
@@ -222,7 +230,7 @@ def _encode(value: Any) -> Any:
 
 
 _PATHS = {"code_dir", "state_dir"}
-_TUPLES = {"aliases"}
+_TUPLES = {"aliases", "tables"}
 _NUMBERS = {
     "memory_mb": int,
     "timeout_s": float,
@@ -249,6 +257,8 @@ def _decode(cls: type[Any], data: Any, where: str) -> Any:
         elif key == "layers":
             values[key] = tuple(Path(p) for p in raw)
         elif key in _TUPLES:
+            if not isinstance(raw, list | tuple):
+                raise TwinConfigError(f"{where}.{key} must be a list, got {type(raw).__name__}")
             values[key] = tuple(raw)
         elif key in _NUMBERS and raw is not None:
             kind = _NUMBERS[key]
@@ -308,33 +318,8 @@ def inference_function(
 
 
 def default_config(root: Path, **overrides: Any) -> TwinConfig:
-    """The stack `preheat up` runs: the inference function (its Function URL on alias `live`), and the
-    warmer and controller with their schedules when their modules exist."""
-    root = root.resolve()
-    functions = [inference_function(root)]
-    schedules: list[Schedule] = []
-    if (root / DEFAULT_MODEL_DIR / "manifest.json").is_file():  # SageMaker Serverless, beside Lambda
-        overrides.setdefault("endpoints", (EndpointSpec(ServerlessEndpoint(DEFAULT_FUNCTION), root / DEFAULT_MODEL_DIR),))
-    # The names warmers/settings.py reads (the stack sets the same ones).
-    warmer_env = {"PREHEAT_WARM_FUNCTION": DEFAULT_FUNCTION, "PREHEAT_WARM_QUALIFIER": "live"}
-    controller_env = {
-        "PREHEAT_LAMBDA_FUNCTION": DEFAULT_FUNCTION,
-        "PREHEAT_LAMBDA_ALIAS": "live",
-        "PREHEAT_WARMER_FUNCTION": "preheat-warmer",
-        "PREHEAT_PC_MODE": "direct",
-        # Instances share this machine's cores: keep the controller's ceiling small.
-        "PREHEAT_MAX_CONCURRENCY": "2",
-    }
-    if (root / "warmers" / "warmer.py").is_file():
-        functions.append(
-            FunctionSpec("preheat-warmer", "warmers.warmer.handler", root, env=warmer_env, memory_mb=256,
-                         timeout_s=60, url_qualifier=None)
-        )
-        schedules.append(Schedule("preheat-warmer", "rate(5 minutes)", "preheat-warmer", "live"))
-    if (root / "warmers" / "controller.py").is_file():
-        functions.append(
-            FunctionSpec("preheat-controller", "warmers.controller.handler", root, env=controller_env, memory_mb=256,
-                         timeout_s=60, url_qualifier=None)
-        )
-        schedules.append(Schedule("preheat-controller", "rate(1 minute)", "preheat-controller", "live"))
-    return TwinConfig(functions=tuple(functions), schedules=tuple(schedules), **overrides).validate()
+    """The stack `preheat up` runs: the twin of the CDK app's stack as cdk.json configures it (see
+    scripts/twin/stack.py; keyword arguments `stack` and `context` choose another config)."""
+    from scripts.twin.stack import default_config as twin_of_the_stack
+
+    return twin_of_the_stack(root, **overrides)

@@ -1,7 +1,8 @@
 """moto_server on 127.0.0.1: the AWS API for everything the twin does not run itself.
 
 The twin registers its functions there (role, function, alias, reserved concurrency), so the
-control-plane APIs (GetFunction, ListFunctions, ListAliases, ...) answer about them as AWS would.
+control-plane APIs (GetFunction, ListFunctions, ListAliases, ...) answer about them as AWS would, and
+creates the config's DynamoDB tables there (the cache tier's shared table).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from scripts.twin.config import PUBLISHED_VERSION, FunctionSpec
 
 log = logging.getLogger("preheat.twin")
 ROLE = "preheat-twin-lambda"
+# The cache table's contract (functions/cache/dynamodb.py, infra/constructs/cache_table.py).
+CACHE_PARTITION_KEY = "key"
+CACHE_TTL_ATTRIBUTE = "expires_at"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -115,3 +119,21 @@ def register(session: Any, specs: tuple[FunctionSpec, ...], endpoint: str) -> No
                 )
         except Exception as exc:  # moto's view is informational: the twin runs without it
             log.warning("could not register %s in moto: %s", spec.name, exc)
+
+
+def create_tables(session: Any, names: tuple[str, ...], endpoint: str) -> None:
+    """Create the cache tables in moto, as the stack's CacheTable (on-demand, TTL on expires_at);
+    blocking, run in a thread. A table that cannot be created fails the start: functions would be
+    configured with a table that is not there."""
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    for name in names:
+        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+            dynamodb.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": CACHE_PARTITION_KEY, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": CACHE_PARTITION_KEY, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": CACHE_TTL_ATTRIBUTE}
+        )

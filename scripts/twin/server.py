@@ -27,7 +27,7 @@ from scripts.twin.http11 import Request, Response
 from scripts.twin.instance import Launch
 from scripts.twin.invoke_api import Gateway
 from scripts.twin.logs import FunctionLogs
-from scripts.twin.moto import MotoServer, register
+from scripts.twin.moto import MotoServer, create_tables, register
 from scripts.twin.pool import Fleet, Function, Records
 from scripts.twin.sagemaker import SageMaker
 from scripts.twin.scheduler import Scheduler
@@ -142,6 +142,7 @@ class Twin:
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
         )
+        await asyncio.to_thread(create_tables, session, config.tables, moto_url)
         await asyncio.to_thread(register, session, config.functions, moto_url)
         for function in self.functions.values():
             function.start()
@@ -174,6 +175,7 @@ class Twin:
             },
             endpoints={spec.name: {"model_dir": str(spec.model_dir), **spec.endpoint.to_dict()}
                        for spec in self.config.endpoints},
+            tables=list(self.config.tables),
         )
 
     async def _reap(self) -> None:

@@ -34,6 +34,7 @@ class TwinState:
     log_dir: str
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # SageMaker Serverless, by name
+    tables: list[str] = field(default_factory=list)  # DynamoDB tables the twin created in moto
 
     def url(self, function: str) -> str:
         url = self.functions.get(function, {}).get("url")

@@ -55,5 +55,6 @@ def test_the_default_stack_serves_the_default_model_on_sagemaker_too() -> None:
     if not (ROOT / "build/models/minilm/manifest.json").is_file():
         pytest.skip("build the default model first (`make model`)")
     config = default_config(ROOT)
-    assert [e.name for e in config.endpoints] == ["preheat-inference"]
+    # The stack's endpoint (cdk.json leaves preheat.sagemaker.endpointName at its default).
+    assert [e.name for e in config.endpoints] == ["preheat-embeddings"]
     assert config.endpoints[0].model_dir == ROOT / "build/models/minilm"
