@@ -11,8 +11,11 @@ within each round, so machine noise spreads evenly across them. Warm samples fol
 connections. Reports client-seen cold latency, INIT (spawn -> first /next, as Lambda's Init
 Duration), warm latency, and the ratios; writes a PNG, and JSON with --json.
 
-`--target` selects where the functions run; `lambda` is the local twin. (Other targets, e.g.
-SageMaker Serverless, plug in as another `Target`.)
+`--target` selects where the functions run; `lambda` is the local twin. `sagemaker` runs the same
+three functions and, beside them, a SageMaker Serverless endpoint in the twin serving the default
+model with real `serve` containers: each cold sample discards its containers and calls
+`invoke_endpoint` through boto3; it reports process start -> /ping ready (ModelSetupTime), the
+client-seen first response, and warm latency (the `sagemaker` object of --json).
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ class TwinTarget:
 
 
 @contextmanager
-def lambda_twin(root: Path, state_dir: Path, console: Any) -> Iterator[TwinTarget]:
+def lambda_twin(root: Path, state_dir: Path, console: Any, endpoints: tuple[Any, ...] = ()) -> Iterator[TwinTarget]:
     from scripts.twin import state as twin_state
     from scripts.twin.client import TwinClient
     from scripts.twin.config import DEFAULT_MODEL_DIR, TwinConfig, inference_function
@@ -132,7 +135,8 @@ def lambda_twin(root: Path, state_dir: Path, console: Any) -> Iterator[TwinTarge
                            keep_alive_s=keep),
     )
     # A loaded laptop can take longer than Lambda's 10 s INIT limit; a benchmark should measure, not fail.
-    config = TwinConfig(functions=functions, state_dir=state_dir, max_instances=8, init_timeout_s=120.0)
+    config = TwinConfig(functions=functions, state_dir=state_dir, max_instances=8, init_timeout_s=120.0,
+                        endpoints=endpoints)
     twin_state.stop(state_dir)
     with console.status("starting the local twin with default, naive and floor…"):
         state, _ = twin_state.start(config, cwd=root)
@@ -154,8 +158,105 @@ def lambda_twin(root: Path, state_dir: Path, console: Any) -> Iterator[TwinTarge
         twin_state.stop(state_dir)
 
 
+SAGEMAKER_ENDPOINT = "bench-sagemaker"
+
+
+class SageMakerTwinTarget:
+    """The Lambda functions (delegated to the lambda target), plus a SageMaker Serverless endpoint in the
+    same twin, which `bench` measures."""
+
+    def __init__(self, functions: TwinTarget, endpoint: str, model_dir: str) -> None:
+        self.functions = functions
+        self.twin = functions.twin
+        self.body = functions.body
+        self.endpoint = endpoint
+        self.model_dir = model_dir
+        self.runtime = self.twin.boto3_client("sagemaker-runtime", retries={"total_max_attempts": 1},
+                                              read_timeout=300)
+
+    def describe(self, name: str) -> str:
+        return self.functions.describe(name)
+
+    def cold(self, name: str) -> Sample:
+        return self.functions.cold(name)
+
+    def warm(self, name: str) -> float:
+        return self.functions.warm(name)
+
+    def _invoke(self) -> float:
+        payload = json.dumps(self.body).encode()
+        started = time.perf_counter()
+        response = self.runtime.invoke_endpoint(EndpointName=self.endpoint, Body=payload,
+                                                ContentType="application/json", Accept="application/json")
+        response["Body"].read()
+        return (time.perf_counter() - started) * 1000
+
+    def sagemaker_cold(self) -> tuple[float, dict[str, float]]:
+        self.twin.control("POST", f"endpoints/{self.endpoint}/reset")
+        ms = self._invoke()
+        _, records = self.twin.invocations(0, self.endpoint)
+        if not records or not records[-1]["cold"]:
+            raise RuntimeError(f"{self.endpoint}: the request after a reset was not a cold start")
+        containers = next(e for e in self.twin.control("GET", "endpoints")["endpoints"]
+                          if e["name"] == self.endpoint)["variants"][0]["containers"]
+        setup = next(c["setup"] for c in containers if c["id"] == records[-1]["instance_id"])
+        return ms, setup
+
+    def bench(self, cold: int, warm: int, progress: Any) -> dict[str, Any]:
+        from scripts.twin.traffic import percentile
+
+        task = progress.add_task("SageMaker cold starts", total=cold)
+        colds: list[float] = []
+        setups: list[dict[str, float]] = []
+        for _ in range(cold):
+            ms, setup = self.sagemaker_cold()
+            colds.append(ms)
+            setups.append(setup)
+            progress.advance(task)
+        task = progress.add_task("SageMaker warm requests", total=warm)
+        self._invoke()  # untimed: the last cold container is warm now
+        warms = []
+        for _ in range(warm):
+            warms.append(self._invoke())
+            progress.advance(task)
+        ready = [s["ready_ms"] for s in setups]
+        summary = {
+            "ping_ready_p50_ms": round(percentile(ready, 50), 2),
+            "ping_ready_p99_ms": round(percentile(ready, 99), 2),
+            "listening_p50_ms": round(percentile([s["listening_ms"] for s in setups], 50), 2),
+            "cold_p50_ms": round(percentile(colds, 50), 2),
+            "cold_p99_ms": round(percentile(colds, 99), 2),
+            "warm_p50_ms": round(percentile(warms, 50), 3),
+            "warm_p99_ms": round(percentile(warms, 99), 3),
+            "cold_n": len(colds),
+            "warm_n": len(warms),
+            "what": f"SageMaker Serverless endpoint {self.endpoint}: `serve` containers, {self.model_dir}, "
+                    "boto3 invoke_endpoint through the twin",
+        }
+        return {"sagemaker": summary, "_sagemaker_series": {"cold": colds, "ready": ready, "warm": warms}}
+
+
+@contextmanager
+def sagemaker_twin(root: Path, state_dir: Path, console: Any) -> Iterator[SageMakerTwinTarget]:
+    """The lambda target's twin with a SageMaker Serverless endpoint serving the default model beside it."""
+    from functions.sagemaker.endpoint import ServerlessEndpoint
+    from scripts.twin.config import DEFAULT_MODEL_DIR
+    from scripts.twin.models import ensure_default_model
+    from scripts.twin.sagemaker_config import EndpointSpec
+
+    ensure_default_model(root, console)
+    # keep_alive: containers go only when a cold sample resets them.
+    # One intra-op thread, as the Lambda functions get at 2048 MB (one vCPU), so the two compare like for like.
+    spec = EndpointSpec(ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
+                        root / DEFAULT_MODEL_DIR, keep_alive_s=3600.0)
+    with lambda_twin(root, state_dir, console, endpoints=(spec,)) as functions:
+        yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(DEFAULT_MODEL_DIR))
+
+
 # --target name -> (root, state_dir, console) -> a context manager yielding a Target.
-TARGETS: dict[str, Callable[[Path, Path, Any], AbstractContextManager[Target]]] = {"lambda": lambda_twin}
+TARGETS: dict[str, Callable[[Path, Path, Any], AbstractContextManager[Target]]] = {
+    "lambda": lambda_twin, "sagemaker": sagemaker_twin,
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,8 +287,11 @@ def run(args: argparse.Namespace) -> int:
                 for name in FUNCTIONS:
                     series[name].warm.append(target.warm(name))
                     progress.advance(task)
+            extra = getattr(target, "bench", None)  # targets that measure more than the three functions
+            extra_results: dict[str, Any] = extra(args.cold, args.warm, progress) if extra else {}
     elapsed = time.perf_counter() - started
     results = summarize(series)
+    results.update(extra_results)
     report(console, series, results, args, elapsed)
     return 0
 
@@ -254,6 +358,8 @@ def report(console: Any, series: dict[str, Series], results: dict[str, Any], arg
         f"{ratios['default_over_naive_init_p50']:.2f}x  (target cold <= 0.33x: "
         f"{'[green]met[/]' if targets['cold_at_most_one_third_of_naive'] else '[red]not met[/]'})"
     )
+    if "sagemaker" in results:
+        report_sagemaker(console, results, args)
     results["meta"] = {
         "target": args.target, "cold": args.cold, "warm": args.warm, "seconds": round(elapsed, 1),
         "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
@@ -262,8 +368,57 @@ def report(console: Any, series: dict[str, Series], results: dict[str, Any], arg
     console.print(f"plot: {args.png}   ({elapsed:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({k: v for k, v in results.items() if not k.startswith("_")}, indent=2))
         console.print(f"json: {args.json}")
+
+
+def report_sagemaker(console: Any, results: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    sm, default = results["sagemaker"], results["default"]
+    table = Table(title=f"SageMaker Serverless beside Lambda ({args.cold} cold, {args.warm} warm), ms",
+                  title_justify="left")
+    for column in ("where", "start -> ready p50", "start -> ready p99", "cold p50", "cold p99", "warm p50",
+                   "warm p99"):
+        table.add_column(column, justify="left" if column == "where" else "right")
+    table.add_row("SageMaker (process -> /ping 200)", f"{sm['ping_ready_p50_ms']:.1f}", f"{sm['ping_ready_p99_ms']:.1f}",
+                  f"{sm['cold_p50_ms']:.1f}", f"{sm['cold_p99_ms']:.1f}", f"{sm['warm_p50_ms']:.2f}",
+                  f"{sm['warm_p99_ms']:.2f}")
+    table.add_row("Lambda default (spawn -> INIT done)", f"{default['init_p50_ms']:.1f}", f"{default['init_p99_ms']:.1f}",
+                  f"{default['cold_p50_ms']:.1f}", f"{default['cold_p99_ms']:.1f}", f"{default['warm_p50_ms']:.2f}",
+                  f"{default['warm_p99_ms']:.2f}")
+    console.print(table)
+    console.print(f"  SageMaker: {sm['what']}; the socket accepted connections after {sm['listening_p50_ms']:.1f} ms "
+                  "(p50). Lambda: HTTPS Function URL, raw client; SageMaker: boto3 (signing included).",
+                  style="dim", highlight=False)
+    series = results.get("_sagemaker_series")
+    if series:
+        plot_sagemaker(series, results, args.png.with_name(args.png.stem + "-sagemaker.png"))
+
+
+def plot_sagemaker(series: dict[str, list[float]], results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    panels = (("process start -> /ping 200 (ms)", series["ready"]), ("cold request, client-seen (ms)", series["cold"]),
+              ("warm request, client-seen (ms)", series["warm"]))
+    for ax, (title, data) in zip(axes, panels, strict=True):
+        ax.boxplot([data], showfliers=True)
+        ax.scatter([1] * len(data), data, s=8, alpha=0.5, color="#2ca02c")
+        ax.set_xticks([1], ["sagemaker"])
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+    sm = results["sagemaker"]
+    fig.suptitle(f"SageMaker Serverless in the twin: ready p50 {sm['ping_ready_p50_ms']:.0f} ms, "
+                 f"cold p50 {sm['cold_p50_ms']:.0f} ms, warm p50 {sm['warm_p50_ms']:.1f} ms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(series: dict[str, Series], results: dict[str, Any], path: Path) -> None:

@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("", "demo", "scripts.demo", "start a twin, send a cold burst then warm traffic, print cold and warm apart"),
     ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
     ("", "simulate", "scripts.simulate", "replay serverless traces against the warm-keeping policies"),
+    ("deploy", "sagemaker", "scripts.deploy_sagemaker", "SageMaker Serverless endpoint via the SageMaker SDK (twin or --aws)"),
 ]
 # fmt: on
 

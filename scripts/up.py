@@ -86,6 +86,8 @@ def print_state(console: object, state: object, model: str | None = None) -> Non
     console.print(table)
     console.print(f"  AWS endpoint  {state.endpoint}   (boto3 endpoint_url / AWS_ENDPOINT_URL; Invoke, "
                   "provisioned concurrency; everything else is moto)")
+    for name in state.endpoints:
+        console.print(f"  SageMaker     endpoint {name}: boto3 sagemaker-runtime invoke_endpoint on the AWS endpoint")
     console.print(f"  CA            {state.ca}")
     console.print(f"  logs          {state.log_dir}/<function>.log  (and CloudWatch Logs in moto)")
     url = state.functions.get(DEFAULT_FUNCTION, {}).get("url")

@@ -62,6 +62,7 @@ class ActionResult:
     desired: int
     previous: int | None = None
     attempts: int = 0
+    slept_ms: float | None = None  # time spent backing off between attempts
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -85,10 +86,16 @@ class _Calls:
         return retry.call(lambda: fn(**kwargs), self.backoff, attempts=self.attempts)
 
 
+def _count(result: ActionResult, calls: _Calls) -> None:
+    result.attempts = calls.attempts.count
+    if calls.attempts.slept_s:
+        result.slept_ms = round(calls.attempts.slept_s * 1000, 1)
+
+
 def _failed(result: ActionResult, exc: BaseException, calls: _Calls) -> ActionResult:
     result.action = "error"
     result.error = f"{retry.error_code(exc)}: {exc}"[:400]
-    result.attempts = calls.attempts.count
+    _count(result, calls)
     return result
 
 
@@ -122,7 +129,7 @@ def lambda_pc_direct(
             result.action = "set"
     except Exception as exc:
         return _failed(result, exc, calls)
-    result.attempts = calls.attempts.count
+    _count(result, calls)
     return result
 
 
@@ -183,7 +190,7 @@ def lambda_pc_scheduled(
             result.detail["at"] = when
     except Exception as exc:
         return _failed(result, exc, calls)
-    result.attempts = calls.attempts.count
+    _count(result, calls)
     return result
 
 
@@ -205,7 +212,7 @@ def sagemaker_pc(
         if status != "InService":
             result.action = "skipped"
             result.detail["reason"] = f"endpoint is {status}; UpdateEndpoint needs InService"
-            result.attempts = calls.attempts.count
+            _count(result, calls)
             return result
         config = calls(sm.describe_endpoint_config, EndpointConfigName=described["EndpointConfigName"])
         variants = config["ProductionVariants"]
@@ -217,7 +224,7 @@ def sagemaker_pc(
         result.detail["variant"] = variants[index].get("VariantName")
         if result.previous == target:
             result.action = "unchanged"
-            result.attempts = calls.attempts.count
+            _count(result, calls)
             return result
         if target > 0:
             serverless["ProvisionedConcurrency"] = target
@@ -233,7 +240,7 @@ def sagemaker_pc(
         result.detail["endpoint_config"] = name
     except Exception as exc:
         return _failed(result, exc, calls)
-    result.attempts = calls.attempts.count
+    _count(result, calls)
     return result
 
 
@@ -290,5 +297,5 @@ def warm(
             result.detail.update(report)
     except Exception as exc:
         return _failed(result, exc, calls)
-    result.attempts = calls.attempts.count
+    _count(result, calls)
     return result

@@ -4,7 +4,8 @@ Run every minute (an EventBridge schedule). Each run:
   1. reads the inference function's recent invocations and busy time per minute from its EMF
      metrics in CloudWatch (PREHEAT_METRICS_NAMESPACE, dimension service = PREHEAT_METRICS_SERVICE);
   2. replays the policy (PREHEAT_POLICY, the same library the simulator runs, in aws mode) over that
-     history, minute by minute, and takes its decision for the current minute. Replaying makes the
+     history, minute by minute from the UTC midnight before it (so that the policy's own clocks
+     follow the wall clock), and takes its decision for the current minute. Replaying makes the
      controller stateless: any instance, after any gap, decides the same;
   3. acts, within PREHEAT_MAX_CONCURRENCY: provisioned concurrency on the Lambda alias
      (PREHEAT_PC_MODE=direct or scheduled), SageMaker Serverless ProvisionedConcurrency, and the
@@ -32,7 +33,8 @@ SETTINGS = ControllerSettings.from_env()
 
 
 def decide(settings: ControllerSettings, history: History) -> Decision:
-    """The policy's decision for the minute after the history, replayed from its first minute."""
+    """The policy's decision for the minute after the history, replayed from midnight before it."""
+    history = history.from_midnight()
     policy = make_policy(settings.policy)
     policy.reset(
         PolicyContext(

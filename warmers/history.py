@@ -35,6 +35,25 @@ class History:
     def day_offset_min(self) -> int:
         return self.start.hour * 60 + self.start.minute
 
+    def from_midnight(self) -> History:
+        """The same minutes, after zero minutes back to UTC midnight of the first one.
+
+        Policies keep time by the minute index of their replay (`ping` every 5 minutes, pings that
+        refresh Lambda's keep-alive every 8). The controller replays a window that has moved by a
+        minute since its last run; started at the window's first minute, those clocks restart with
+        it, and every run repeats the same decision (a ping every minute, or never). Started at
+        midnight, as the simulator's traces are, they follow the wall clock. The zeros add nothing
+        the replay did not already assume: it knows of no invocation before its window.
+        """
+        pad = self.day_offset_min
+        if pad == 0:
+            return self
+        return History(
+            self.start - timedelta(minutes=pad),
+            np.concatenate([np.zeros(pad, dtype=np.int64), self.invocations]),
+            np.concatenate([np.zeros(pad, dtype=np.float64), self.busy_s]),
+        )
+
 
 def floor_minute(t: datetime) -> datetime:
     t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)

@@ -37,7 +37,8 @@ def answer(event: Mapping[str, Any], start: Start, *, init_ms: float, max_hold_m
     return {
         "preheat": "warmup",
         "instance_id": start.instance_id,
-        "cold": start.first,
+        # Whether this ping absorbed a start some request would otherwise have waited for.
+        "cold": start.paid_init,
         "init_ms": round(init_ms, 3),
         "held_ms": hold,
     }

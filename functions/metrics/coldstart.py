@@ -22,6 +22,13 @@ class Start:
     kind: str  # one of START_KINDS
     first: bool  # the first invocation this instance serves
     instance_id: str
+    init_type: str = "on-demand"  # AWS_LAMBDA_INITIALIZATION_TYPE of this instance
+
+    @property
+    def paid_init(self) -> bool:
+        """Whether this invocation waited for its instance to start: the first one of an on-demand or
+        SnapStart instance. A provisioned instance's init ran ahead, so nobody waited for it."""
+        return self.first and self.init_type != "provisioned-concurrency"
 
 
 class StartTracker:
@@ -36,6 +43,7 @@ class StartTracker:
 
     def __init__(self) -> None:
         self._instance_id = ""
+        self._init_type = "on-demand"
 
     @property
     def instance_id(self) -> str:
@@ -45,9 +53,13 @@ class StartTracker:
         first = not self._instance_id
         if first:
             self._instance_id = uuid.uuid4().hex[:16]
+            self._init_type = (os.environ if env is None else env).get(
+                "AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"
+            )
         if warmup:
-            return Start("warmup", first, self._instance_id)
+            return Start("warmup", first, self._instance_id, self._init_type)
         if not first:
-            return Start("warm", False, self._instance_id)
-        init_type = (os.environ if env is None else env).get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-        return Start(_FIRST_BY_INIT_TYPE.get(init_type, "cold"), True, self._instance_id)
+            return Start("warm", False, self._instance_id, self._init_type)
+        return Start(
+            _FIRST_BY_INIT_TYPE.get(self._init_type, "cold"), True, self._instance_id, self._init_type
+        )

@@ -72,8 +72,12 @@ class TwinClient:
     def url_client(self, function: str) -> UrlClient:
         return UrlClient(self.state.url(function), self.state.ca)
 
-    def control(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(f"{self.state.endpoint}/_preheat/{path.lstrip('/')}", method=method)
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.state.endpoint}/_preheat/{path.lstrip('/')}", data=data, method=method,
+            headers={"content-type": "application/json"} if data is not None else {},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
 

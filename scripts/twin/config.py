@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from functions.sagemaker.endpoint import ServerlessEndpoint
+from scripts.twin.sagemaker_config import EndpointConfigError, EndpointSpec
+
 LATEST = "$LATEST"
 PUBLISHED_VERSION = "1"  # the twin runs one code version; aliases point at it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -130,13 +133,14 @@ class TwinConfig:
     init_timeout_s: float = 10.0  # Lambda's init phase limit for on-demand instances
     schedule_time_scale: float = 1.0  # > 1 fires rate() schedules that many times faster (tests, demos)
     state_dir: Path = Path(".preheat")
+    endpoints: tuple[EndpointSpec, ...] = ()  # SageMaker Serverless endpoints (scripts/twin/sagemaker.py)
 
     def function(self, name: str) -> FunctionSpec | None:
         return next((f for f in self.functions if f.name == name), None)
 
     def validate(self) -> TwinConfig:
-        if not self.functions:
-            raise TwinConfigError("functions: the twin needs at least one function")
+        if not self.functions and not self.endpoints:
+            raise TwinConfigError("functions: the twin needs at least one function or endpoint")
         seen: set[str] = set()
         for i, spec in enumerate(self.functions):
             spec.validate(f"functions[{i}]")
@@ -150,6 +154,15 @@ class TwinConfig:
             if target.resolve_qualifier(schedule.qualifier) is None:
                 raise TwinConfigError(f"schedules[{i}].qualifier {schedule.qualifier!r} is not an alias or version")
             _ = schedule.interval_s
+        names: set[str] = set()
+        for i, endpoint in enumerate(self.endpoints):
+            try:
+                endpoint.validate(f"endpoints[{i}]")
+            except EndpointConfigError as exc:
+                raise TwinConfigError(str(exc)) from None
+            if endpoint.name in names:
+                raise TwinConfigError(f"endpoints[{i}].endpoint.name {endpoint.name!r} is used twice")
+            names.add(endpoint.name)
         if self.max_instances < 1:
             raise TwinConfigError(f"max_instances must be >= 1, got {self.max_instances}")
         if self.keep_alive_s < 0:
@@ -171,8 +184,16 @@ class TwinConfig:
         schedules = tuple(
             _decode(Schedule, s, f"schedules[{i}]") for i, s in enumerate(_list(data, "schedules", required=False))
         )
-        rest = {k: v for k, v in data.items() if k not in ("functions", "schedules")}
-        config: TwinConfig = _decode(cls, {**rest, "functions": functions, "schedules": schedules}, "config")
+        try:
+            endpoints = tuple(
+                EndpointSpec.from_dict(e, f"endpoints[{i}]") for i, e in enumerate(_list(data, "endpoints", required=False))
+            )
+        except EndpointConfigError as exc:
+            raise TwinConfigError(str(exc)) from None
+        rest = {k: v for k, v in data.items() if k not in ("functions", "schedules", "endpoints")}
+        config: TwinConfig = _decode(
+            cls, {**rest, "functions": functions, "schedules": schedules, "endpoints": endpoints}, "config"
+        )
         return config.validate()
 
 
@@ -186,6 +207,8 @@ def _list(data: Mapping[str, Any], key: str, *, required: bool = True) -> list[A
 
 
 def _encode(value: Any) -> Any:
+    if isinstance(value, EndpointSpec):
+        return value.to_dict()
     if hasattr(value, "__dataclass_fields__"):
         return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Path):
@@ -288,6 +311,8 @@ def default_config(root: Path, **overrides: Any) -> TwinConfig:
     root = root.resolve()
     functions = [inference_function(root)]
     schedules: list[Schedule] = []
+    if (root / DEFAULT_MODEL_DIR / "manifest.json").is_file():  # SageMaker Serverless, beside Lambda
+        overrides.setdefault("endpoints", (EndpointSpec(ServerlessEndpoint(DEFAULT_FUNCTION), root / DEFAULT_MODEL_DIR),))
     # The names warmers/settings.py reads (the stack sets the same ones).
     warmer_env = {"PREHEAT_WARM_FUNCTION": DEFAULT_FUNCTION, "PREHEAT_WARM_QUALIFIER": "live"}
     controller_env = {

@@ -10,8 +10,9 @@ Served here (rest-json, as botocore's service model describes them):
   GET    /2019-09-30/functions/{name}/concurrency                 GetFunctionConcurrency
   DELETE /2017-10-31/functions/{name}/concurrency                 DeleteFunctionConcurrency (mirrored)
   GET    /2021-10-31/functions/{name}/url                         GetFunctionUrlConfig (the twin's HTTPS URL)
-and the twin's own control API under /_preheat/ (functions, invocation records, reset, schedules).
-Functions the twin does not run are left to moto, as are all other paths.
+and the twin's own control API under /_preheat/ (functions, invocation records, reset, schedules,
+faults). Functions the twin does not run are left to moto, as are all other paths. A scripted fault
+(faults.py) answers a matching call, served here or forwarded, with its error instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from scripts.twin import http11
+from scripts.twin.faults import Fault, FaultError, Faults, forwarded_operation, lambda_operation
 from scripts.twin.http11 import Request, Response
 from scripts.twin.pool import ConfigConflict, Function, Records, Throttled, UnknownQualifier
 
@@ -69,12 +71,14 @@ class Gateway:
         *,
         url_of: Callable[[str], str | None],
         control: Mapping[str, Callable[[Request], Awaitable[Response]]] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.functions = functions
         self.records = records
         self.moto = moto
         self.url_of = url_of
         self.control = dict(control or {})
+        self.faults = faults if faults is not None else Faults()
 
     async def handle(self, request: Request) -> Response:
         path = request.path
@@ -85,6 +89,9 @@ class Gateway:
             api, raw_name, rest = match.group(1), match.group(2), match.group(3) or ""
             name, arn_qualifier = split_name(raw_name)
             function = self.functions.get(name)
+            fault = self.faults.take(lambda_operation(request.method, api, rest, request.params()), name)
+            if fault is not None:
+                return _fault_response(fault)
             if function is not None:
                 route = (request.method, api, rest)
                 try:
@@ -102,6 +109,10 @@ class Gateway:
                     return aws_error(404, "ResourceNotFoundException", str(exc))
                 except ConfigConflict as exc:
                     return aws_error(400, "InvalidParameterValueException", str(exc))
+        else:
+            fault = self.faults.take(forwarded_operation(request))
+            if fault is not None:
+                return _fault_response(fault)
         return await self.forward(request)
 
     # --- Invoke -------------------------------------------------------------------------------
@@ -247,10 +258,25 @@ class Gateway:
                 return Response.json(404, {"code": "unknown_function", "message": f"no twin function {parts[1]!r}"})
             count = function.reset(provisioned=params.get("provisioned") in ("1", "true"))
             return Response.json(200, {"stopped": count})
+        if parts == ["faults"]:
+            return self._faults(request)
         handler = self.control.get(parts[0]) if parts else None
         if handler is not None:
             return await handler(request)
         return Response.json(404, {"code": "not_found", "message": f"no control route {request.method} {request.path}"})
+
+    def _faults(self, request: Request) -> Response:
+        if request.method == "GET":
+            return Response.json(200, {"faults": self.faults.describe()})
+        if request.method == "DELETE":
+            return Response.json(200, {"cleared": self.faults.clear()})
+        if request.method == "POST":
+            try:
+                fault = self.faults.add(request.body)
+            except FaultError as exc:
+                return Response.json(400, {"code": exc.code, "message": exc.message})
+            return Response.json(201, {"fault": fault.describe()})
+        return Response.json(405, {"code": "method_not_allowed", "message": "faults takes GET, POST or DELETE"})
 
     # --- moto ---------------------------------------------------------------------------------
 
@@ -273,3 +299,8 @@ class Gateway:
                 log.info("moto did not take %s %s: %s", request.method, request.path, response.status)
         except Exception as exc:  # moto is the store of record only for reads: never fail the twin's answer
             log.warning("could not mirror %s %s to moto: %s", request.method, request.path, exc)
+
+
+def _fault_response(fault: Fault) -> Response:
+    # rest-json clients (Lambda) read the code from the header; JSON and CBOR ones from `__type`.
+    return aws_error(fault.status, fault.code, fault.message, **{"__type": fault.code})

@@ -29,6 +29,7 @@ from scripts.twin.invoke_api import Gateway
 from scripts.twin.logs import FunctionLogs
 from scripts.twin.moto import MotoServer, register
 from scripts.twin.pool import Fleet, Function, Records
+from scripts.twin.sagemaker import SageMaker
 from scripts.twin.scheduler import Scheduler
 from scripts.twin.state import STATE_FILE, TwinState, pid_alive, write_state
 
@@ -72,6 +73,7 @@ class Twin:
         self.shipper: emf.Shipper | None = None
         self.scheduler: Scheduler | None = None
         self.gateway: Gateway | None = None
+        self.sagemaker: SageMaker | None = None
         self._gateway_server: asyncio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
         self.endpoint = ""
@@ -96,8 +98,9 @@ class Twin:
         self.shipper.start()
 
         async def gateway(request: Request) -> Response:
-            assert self.gateway is not None
-            return await self.gateway.handle(request)
+            assert self.gateway is not None and self.sagemaker is not None
+            answer = await self.sagemaker.handle(request, self.gateway.forward)
+            return answer if answer is not None else await self.gateway.handle(request)
 
         self._gateway_server = await http11.serve(gateway, config.host, config.gateway_port)
         self.endpoint = f"http://{config.host}:{http11.bound_port(self._gateway_server)}"
@@ -126,7 +129,13 @@ class Twin:
         self.gateway = Gateway(
             self.functions, self.records, (config.host, self.moto.port),
             url_of=lambda name: self.urls[name].url if name in self.urls else None,
-            control={"schedules": self._schedules, "flush": self._flush},
+            control={"schedules": self._schedules, "flush": self._flush, "endpoints": self._endpoints},
+        )
+        self.sagemaker = SageMaker(
+            specs=config.endpoints, region=config.region, account_id=config.account_id, host=config.host,
+            gateway_url=self.endpoint, moto_url=moto_url, code_dir=Path(__file__).resolve().parents[2], state_dir=self.state_dir,
+            keep_alive_s=config.keep_alive_s, shipper=self.shipper, records=self.records,
+            wrapper=Launch.wrapper_for_this_machine(),
         )
         import boto3
 
@@ -137,6 +146,7 @@ class Twin:
         for function in self.functions.values():
             function.start()
         self.scheduler.start()
+        await self.sagemaker.start()
         self._reaper = asyncio.create_task(self._reap())
         return self.state()
 
@@ -162,6 +172,8 @@ class Twin:
                 }
                 for name, f in self.functions.items()
             },
+            endpoints={spec.name: {"model_dir": str(spec.model_dir), **spec.endpoint.to_dict()}
+                       for spec in self.config.endpoints},
         )
 
     async def _reap(self) -> None:
@@ -172,6 +184,8 @@ class Twin:
                     function.reap()
                 except Exception:
                     log.exception("reaping %s failed", function.spec.name)
+            if self.sagemaker is not None:
+                self.sagemaker.reap()
 
     async def _schedules(self, request: Request) -> Response:
         assert self.scheduler is not None
@@ -183,6 +197,10 @@ class Twin:
                 return Response.json(404, {"code": "unknown_schedule", "message": f"no schedule {parts[1]!r}"})
             return Response.json(202, {"event_id": self.scheduler.fire(parts[1])})
         return Response.json(404, {"code": "not_found", "message": f"no control route {request.method} {request.path}"})
+
+    async def _endpoints(self, request: Request) -> Response:
+        assert self.sagemaker is not None
+        return await self.sagemaker.control(request)
 
     async def _flush(self, request: Request) -> Response:
         assert self.shipper is not None
@@ -201,6 +219,8 @@ class Twin:
         if self._gateway_server is not None:
             self._gateway_server.close()
         await asyncio.gather(*(f.stop() for f in self.functions.values()), return_exceptions=True)
+        if self.sagemaker is not None:
+            await self.sagemaker.stop()
         for function in self.functions.values():
             function.logs.close()
         if self.shipper is not None:

@@ -33,6 +33,7 @@ class TwinState:
     ca: str  # the CA that signed the Function URLs' certificate
     log_dir: str
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # SageMaker Serverless, by name
 
     def url(self, function: str) -> str:
         url = self.functions.get(function, {}).get("url")

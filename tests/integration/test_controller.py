@@ -1,15 +1,16 @@
 """The controller Lambda: CloudWatch metrics in, bounded actions out, errors survived.
 
-AWS is moto_server; tests/support/aws_front.py sits in front of it for what moto 5.2 lacks
-(Lambda provisioned-concurrency configs and Invoke, SageMaker UpdateEndpoint) and to script
-throttling. Everything goes over real HTTP through boto3.
+AWS is moto_server; tests/support/aws_front.py sits in front of it for what neither moto 5.2 nor
+the twin implements (SageMaker UpdateEndpoint) and to script throttling of moto's APIs. Everything
+goes over real HTTP through boto3. What involves Lambda itself (provisioned concurrency changing
+which instances serve, pings, the warmer, throttled Lambda APIs) runs on the local twin, in
+test_warmers_twin.py.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,10 @@ import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import context, emf_lines
-from tests.support.aws_front import AwsFront, LambdaStandIn, SageMakerUpdates
+from tests.conftest import context
+from tests.support import history as metrics
+from tests.support.aws_front import AwsFront, SageMakerUpdates
+from tests.support.history import busy_history
 from warmers import clients
 from warmers.history import History
 from warmers.policies import make_policy
@@ -75,42 +78,11 @@ def load_controller(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., M
 
 
 def put_history(counts: dict[int, int], latency_ms: float, *, service: str = "preheat") -> None:
-    """counts[k] invocations k minutes before NOW (start=warm), each taking latency_ms."""
-    cw = boto3.client("cloudwatch")
-    data: list[dict[str, Any]] = []
-    for ago, n in counts.items():
-        ts = NOW - timedelta(minutes=ago)
-        dims = [{"Name": "service", "Value": service}, {"Name": "start", "Value": "warm"}]
-        data.append(
-            {"MetricName": "Invocations", "Dimensions": dims, "Timestamp": ts, "Value": n, "Unit": "Count"}
-        )
-        data.append(
-            {
-                "MetricName": "Latency",
-                "Dimensions": dims,
-                "Timestamp": ts,
-                "Value": n * latency_ms,
-                "Unit": "Milliseconds",
-            }
-        )
-    for i in range(0, len(data), 500):
-        cw.put_metric_data(Namespace="Preheat", MetricData=data[i : i + 500])
+    metrics.put_history(boto3.client("cloudwatch"), counts, latency_ms, now=NOW, service=service)
 
 
 def scheduled_event(at: datetime = NOW) -> dict[str, Any]:
-    return {
-        "source": "aws.events",
-        "detail-type": "Scheduled Event",
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-BURSTS = {ago: 90 for ago in range(8, 120, 12)}
-
-
-def busy_history() -> dict[int, int]:
-    # The last 30 minutes: 60 requests a minute of 2 s each, an average concurrency of 2.
-    return {ago: 60 for ago in range(2, 32)}
+    return metrics.scheduled_event(at)
 
 
 def test_target_tracking_scales_provisioned_concurrency_with_a_scheduled_action(aws, load_controller):
@@ -208,121 +180,12 @@ def test_sagemaker_target_is_capped_by_the_variants_max_concurrency(aws, load_co
     assert report["actions"][0]["desired"] == 2
 
 
-def test_direct_provisioned_concurrency_retries_throttling(aws, load_controller):
-    lam = LambdaStandIn(aws)
-    aws.fail("PutProvisionedConcurrencyConfig", 3)
-    put_history(busy_history(), 2000.0)
-    controller = load_controller(
-        PREHEAT_POLICY="target-tracking",
-        PREHEAT_LAMBDA_FUNCTION="inference",
-        PREHEAT_LAMBDA_ALIAS="live",
-        PREHEAT_RETRY_ATTEMPTS="5",
-    )
-    report = controller.handler(scheduled_event(), context())
-    action = report["actions"][0]
-    assert (action["action"], action["previous"], action["desired"]) == ("set", 0, 3)
-    assert action["attempts"] == 5  # 1 get + 3 throttled puts + 1 put
-    assert lam.provisioned[("inference", "live")] == 3
-    assert aws.count("PutProvisionedConcurrencyConfig") == 4
-
-
-def test_persistent_throttling_is_reported_and_the_controller_returns(aws, load_controller, capsys):
-    lam = LambdaStandIn(aws)
-    aws.fail("PutProvisionedConcurrencyConfig", 1000)
-    put_history(busy_history(), 2000.0)
-    controller = load_controller(
-        PREHEAT_POLICY="target-tracking",
-        PREHEAT_LAMBDA_FUNCTION="inference",
-        PREHEAT_LAMBDA_ALIAS="live",
-        PREHEAT_RETRY_ATTEMPTS="3",
-    )
-    report = controller.handler(scheduled_event(), context())
-    action = report["actions"][0]
-    assert action["action"] == "error" and action["error"].startswith("TooManyRequestsException")
-    assert aws.count("PutProvisionedConcurrencyConfig") == 3
-    assert ("inference", "live") not in lam.provisioned
-    metrics = [b for b in emf_lines(capsys.readouterr().out) if "ControllerErrors" in b]
-    assert metrics[-1]["ControllerErrors"] == 1.0
-
-
-def test_metrics_outage_leaves_every_setting_alone(aws, load_controller):
-    LambdaStandIn(aws)
-    aws.fail("GetMetricData", 1000, status=503, code="ServiceUnavailable")
-    controller = load_controller(
-        PREHEAT_POLICY="scheduled", PREHEAT_LAMBDA_FUNCTION="inference", PREHEAT_LAMBDA_ALIAS="live"
-    )
-    report = controller.handler(scheduled_event(), context())
-    assert report["error"]["code"] == "metrics_unavailable"
-    assert aws.count("GetMetricData") == 5  # the default attempts
-    assert (
-        aws.count("PutProvisionedConcurrencyConfig") == 0
-        and aws.count("GetProvisionedConcurrencyConfig") == 0
-    )
-
-
 def test_a_metrics_blip_is_retried(aws, load_controller):
     aws.fail("GetMetricData", 2, status=400, code="ThrottlingException")
     put_history(busy_history(), 2000.0)
     controller = load_controller(PREHEAT_POLICY="target-tracking")
     report = controller.handler(scheduled_event(), context())
     assert report["decision"]["provisioned"] == 3 and report["history"]["last_hour"] == 1800
-
-
-def test_the_decision_changes_how_many_instances_are_warm(aws, load_controller, embedding_dir, monkeypatch):
-    """preheat, after bursts that needed several instances, warms that many through the pings."""
-    monkeypatch.setenv("PREHEAT_MODEL_DIR", str(embedding_dir))
-    monkeypatch.setenv("PREHEAT_THREADS", "1")
-    lam = LambdaStandIn(aws)
-    # A burst every 12 minutes (~4 requests in flight), the last 8 minutes ago: Lambda's keep-alive
-    # (10 minutes) is about to lose the instances before the next burst, so the pool is pinged now.
-    put_history(BURSTS, 2500.0)
-    controller = load_controller(
-        PREHEAT_POLICY="preheat",
-        PREHEAT_LAMBDA_FUNCTION="inference",
-        PREHEAT_LAMBDA_ALIAS="live",
-        PREHEAT_PC_MODE="off",
-        PREHEAT_WARM_HOLD_MS="400",
-        PREHEAT_HISTORY_MINUTES="120",
-    )
-    report = controller.handler(scheduled_event(), context())
-    k = report["decision"]["pings"]
-    assert k >= 3
-    warm = report["actions"][0]
-    assert (warm["target"], warm["action"]) == ("warmer", "invoked")
-    assert warm["detail"]["instances"] == k and warm["detail"]["cold"] == k
-    assert lam.instances("inference") == k
-
-
-def test_an_idle_function_gets_no_pings_and_no_capacity(aws, load_controller):
-    LambdaStandIn(aws)
-    put_history({600: 1}, 100.0)  # one request ten hours ago
-    controller = load_controller(
-        PREHEAT_POLICY="preheat", PREHEAT_LAMBDA_FUNCTION="inference", PREHEAT_LAMBDA_ALIAS="live"
-    )
-    report = controller.handler(scheduled_event(), context())
-    assert report["decision"] == {"provisioned": 0, "pings": 0, "max": 10}
-    assert [a["target"] for a in report["actions"]] == ["lambda-pc"]
-    assert aws.count("Invoke") == 0
-
-
-def test_warmer_function_is_invoked_asynchronously_with_the_fan_out(aws, load_controller):
-    lam = LambdaStandIn(aws, factory=lambda: lambda event, ctx: {"seen": event})
-    put_history(BURSTS, 2500.0)
-    controller = load_controller(
-        PREHEAT_POLICY="preheat",
-        PREHEAT_LAMBDA_FUNCTION="inference",
-        PREHEAT_LAMBDA_ALIAS="live",
-        PREHEAT_PC_MODE="off",
-        PREHEAT_WARMER_FUNCTION="preheat-warmer",
-        PREHEAT_HISTORY_MINUTES="120",
-    )
-    report = controller.handler(scheduled_event(), context())
-    assert report["actions"][0]["detail"] == {"warmer": "preheat-warmer"}
-    assert aws.count("Invoke") == 1
-    deadline = time.monotonic() + 5
-    while lam.instances("preheat-warmer") == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert lam.instances("preheat-warmer") == 1
 
 
 def test_dry_run_decides_but_does_not_act(aws, load_controller):
@@ -360,6 +223,22 @@ def test_the_controller_runs_the_simulators_policy_unchanged(policy, load_contro
         history = History(datetime(2026, 11, 23, tzinfo=UTC), counts[:m], busy[:m])
         decision = controller.decide(controller.SETTINGS, history)
         assert (decision.provisioned[0], decision.pings[0]) == (plan.provisioned[0, m], plan.pings[0, m]), m
+
+
+@pytest.mark.parametrize(("policy", "every"), [("ping", 5), ("preheat", 8)])
+def test_consecutive_runs_keep_the_policys_cadence_on_the_wall_clock(policy, every, load_controller):
+    """Each run replays a window that has moved by a minute; the pings must still follow the wall
+    clock (`ping`: every 5 minutes; preheat, for a function not seen all day: one instance, refreshed
+    every 8 minutes, Lambda's 10-minute keep-alive less 2), not repeat at every run or never come."""
+    controller = load_controller(PREHEAT_POLICY=policy)
+    minutes = controller.SETTINGS.history_minutes
+    pinged = []
+    for t in range(24):
+        end = NOW + timedelta(minutes=t)
+        idle = History(end - timedelta(minutes=minutes), np.zeros(minutes, dtype=np.int64), np.zeros(minutes))
+        pinged.append(int(controller.decide(controller.SETTINGS, idle).pings[0]))
+    of_day = NOW.hour * 60 + NOW.minute
+    assert [t for t, k in enumerate(pinged) if k] == [t for t in range(24) if (of_day + t) % every == 0]
 
 
 @pytest.mark.parametrize(

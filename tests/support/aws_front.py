@@ -1,50 +1,28 @@
-"""A real HTTP server in front of moto_server, for what moto does not do.
+"""A real HTTP server in front of moto_server, for what neither moto nor the local twin does.
 
 boto3 talks to it through AWS_ENDPOINT_URL like to any AWS endpoint. Every request is forwarded to
 moto, except:
   * failures a test scripts (`fail`): the first N calls of an operation answer a throttling or
     server error, so retry and degrade paths run against real HTTP and real botocore parsing;
-  * operations moto 5.2 lacks, answered by a test's own handler (`on`) — Lambda provisioned
-    concurrency (`LambdaStandIn`) and SageMaker UpdateEndpoint (`SageMakerUpdates`).
-The local twin (scripts/twin/) is the fuller replacement for these stand-ins.
+  * operations moto 5.2 lacks, answered by a test's own handler (`on`): SageMaker UpdateEndpoint
+    (`SageMakerUpdates`), which the twin does not serve either.
+Lambda itself (Invoke, provisioned concurrency, throttling of its APIs) is the local twin's: tests
+of the warmer and controller against Lambda run there (tests/integration/test_warmers_twin.py).
 """
 
 from __future__ import annotations
 
 import http.client
-import importlib.util
-import itertools
 import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 Reply = tuple[int, dict[str, str], bytes]
-
-_LAMBDA_ROUTES = (
-    (
-        "GET",
-        re.compile(r"^/2019-09-30/functions/([^/]+)/provisioned-concurrency$"),
-        "GetProvisionedConcurrencyConfig",
-    ),
-    (
-        "PUT",
-        re.compile(r"^/2019-09-30/functions/([^/]+)/provisioned-concurrency$"),
-        "PutProvisionedConcurrencyConfig",
-    ),
-    (
-        "DELETE",
-        re.compile(r"^/2019-09-30/functions/([^/]+)/provisioned-concurrency$"),
-        "DeleteProvisionedConcurrencyConfig",
-    ),
-    ("POST", re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$"), "Invoke"),
-)
 
 
 @dataclass
@@ -55,7 +33,6 @@ class Req:
     headers: dict[str, str]
     body: bytes
     op: str
-    function: str | None = None
 
     def json(self) -> Any:
         return json.loads(self.body or b"{}")
@@ -150,7 +127,7 @@ class AwsFront:
     def dispatch(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(raw_path)
         req = Req(method, parts.path, parse_qs(parts.query), headers, body, op="")
-        req.op, req.function = _operation(req)
+        req.op = _operation(req)
         with self._lock:
             self.calls.append(req.op)
             failure = self._failures.get(req.op)
@@ -178,132 +155,14 @@ class AwsFront:
             conn.close()
 
 
-def _operation(req: Req) -> tuple[str, str | None]:
+def _operation(req: Req) -> str:
     target = req.headers.get("X-Amz-Target") or req.headers.get("x-amz-target")
     if target:
-        return target.split(".")[-1], None
+        return target.split(".")[-1]
     cbor = re.match(r"^/service/[^/]+/operation/([^/]+)$", req.path)
     if cbor:
-        return cbor.group(1), None
-    for method, pattern, op in _LAMBDA_ROUTES:
-        m = pattern.match(req.path)
-        if m and req.method == method:
-            return op, unquote(m.group(1))
-    return f"{req.method} {req.path}", None
-
-
-# -- stand-ins --------------------------------------------------------------------------------
-HANDLER_FILE = Path(__file__).resolve().parents[2] / "functions" / "inference" / "handler.py"
-_instance_ids = itertools.count()
-
-
-def load_instance() -> Callable[[Any, Any], Any]:
-    """A new Lambda instance of the real inference handler: its own module, model, tracker, init."""
-    spec = importlib.util.spec_from_file_location(f"preheat_instance_{next(_instance_ids)}", HANDLER_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler: Callable[[Any, Any], Any] = module.handler
-    return handler
-
-
-@dataclass
-class _Pool:
-    idle: list[Callable[[Any, Any], Any]] = field(default_factory=list)
-    started: int = 0
-
-
-class LambdaStandIn:
-    """Lambda's provisioned-concurrency config API and Invoke, on an AwsFront.
-
-    Invoke runs the real handler, one request per instance: a request takes an idle instance or
-    starts a new one (its module import is the init), so concurrent warm-up pings that hold their
-    instance land on distinct instances, as on Lambda.
-    """
-
-    def __init__(
-        self, front: AwsFront, factory: Callable[[], Callable[[Any, Any], Any]] = load_instance
-    ) -> None:
-        self.factory = factory
-        self.provisioned: dict[tuple[str, str], int] = {}
-        self.pools: dict[str, _Pool] = {}
-        self._lock = threading.Lock()
-        front.on("GetProvisionedConcurrencyConfig", self._get)
-        front.on("PutProvisionedConcurrencyConfig", self._put)
-        front.on("DeleteProvisionedConcurrencyConfig", self._delete)
-        front.on("Invoke", self._invoke)
-
-    def instances(self, function: str) -> int:
-        pool = self.pools.get(function)
-        return pool.started if pool else 0
-
-    @staticmethod
-    def _key(req: Req) -> tuple[str, str]:
-        return req.function or "", (req.query.get("Qualifier") or [""])[0]
-
-    def _get(self, req: Req) -> Reply:
-        n = self.provisioned.get(self._key(req))
-        if n is None:
-            return aws_error(
-                404,
-                "ProvisionedConcurrencyConfigNotFoundException",
-                "No Provisioned Concurrency Config found",
-            )
-        return json_reply(
-            200,
-            {
-                "RequestedProvisionedConcurrentExecutions": n,
-                "AvailableProvisionedConcurrentExecutions": n,
-                "AllocatedProvisionedConcurrentExecutions": n,
-                "Status": "READY",
-            },
-        )
-
-    def _put(self, req: Req) -> Reply:
-        n = int(req.json()["ProvisionedConcurrentExecutions"])
-        self.provisioned[self._key(req)] = n
-        return json_reply(202, {"RequestedProvisionedConcurrentExecutions": n, "Status": "IN_PROGRESS"})
-
-    def _delete(self, req: Req) -> Reply:
-        self.provisioned.pop(self._key(req), None)
-        return 204, {}, b""
-
-    def _invoke(self, req: Req) -> Reply:
-        function = req.function or ""
-        event = req.json()
-        if (req.headers.get("X-Amz-Invocation-Type") or req.headers.get("x-amz-invocation-type")) == "Event":
-            threading.Thread(target=self._run, args=(function, event), daemon=True).start()
-            return 202, {}, b""
-        try:
-            result = self._run(function, event)
-        except Exception as exc:
-            body = json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}).encode()
-            return 200, {"X-Amz-Function-Error": "Unhandled", "Content-Type": "application/json"}, body
-        return (
-            200,
-            {"Content-Type": "application/json", "X-Amz-Executed-Version": "1"},
-            json.dumps(result).encode(),
-        )
-
-    def _run(self, function: str, event: Any) -> Any:
-        with self._lock:
-            pool = self.pools.setdefault(function, _Pool())
-            instance = pool.idle.pop() if pool.idle else None
-            if instance is None:
-                pool.started += 1
-        if instance is None:
-            instance = self.factory()
-        try:
-            context = SimpleNamespace(
-                aws_request_id=f"req-{next(_instance_ids)}",
-                function_name=function,
-                memory_limit_in_mb=1024,
-                get_remaining_time_in_millis=lambda: 30_000,
-            )
-            return instance(event, context)
-        finally:
-            with self._lock:
-                pool.idle.append(instance)
+        return cbor.group(1)
+    return f"{req.method} {req.path}"
 
 
 class SageMakerUpdates:

@@ -100,6 +100,16 @@ def test_start_kinds(init_type: str | None, first: str) -> None:
     assert a.instance_id == b.instance_id == c.instance_id != ""
 
 
+@pytest.mark.parametrize(
+    ("init_type", "paid"), [("on-demand", True), ("snap-start", True), ("provisioned-concurrency", False)]
+)
+def test_a_first_warmup_absorbs_a_start_only_if_someone_would_have_waited(init_type: str, paid: bool) -> None:
+    tracker = StartTracker()
+    ping = tracker.enter(warmup=True, env={"AWS_LAMBDA_INITIALIZATION_TYPE": init_type})
+    assert (ping.kind, ping.first, ping.paid_init) == ("warmup", True, paid)
+    assert tracker.enter(warmup=True).paid_init is False
+
+
 def test_instances_get_distinct_ids_drawn_at_first_invocation() -> None:
     """SnapStart restores many instances from one snapshot taken after init: ids must not be drawn at init."""
     trackers = [StartTracker() for _ in range(3)]

@@ -1,0 +1,261 @@
+"""`preheat deploy sagemaker`: the model, endpoint config and serverless endpoint through the SageMaker
+Python SDK, for users who deploy without CDK.
+
+Both paths build from one `ServerlessEndpoint` (functions/sagemaker/endpoint.py), so the SDK path and
+the CDK construct produce the same configuration. Steps: pack the model directory into
+build/sagemaker/model.tar.gz (files at the archive's root: SageMaker extracts it into /opt/ml/model),
+write the image's build context to build/sagemaker/context/, upload the archive to S3, then create
+the model (`sagemaker.model.Model.create`) and the endpoint config and endpoint
+(`Session.endpoint_from_production_variants` with a `ServerlessInferenceConfig`), which is what
+`Model.deploy` does, except that the variant keeps the description's name.
+
+Where it deploys: the running local twin by default (its AWS endpoint; the twin then serves the
+endpoint with real `serve` containers), or your AWS account with --aws (then --image-uri, an image
+built from the context and pushed to ECR, and --role are required).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import tarfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from functions.inference.errors import ConfigError
+from functions.sagemaker.endpoint import MEMORY_SIZES_MB, ServerlessEndpoint
+
+# Build outputs (the cross-issue contract; layers/paths.py will hold these once it exists).
+SAGEMAKER_BUILD = Path("build/sagemaker")
+MODEL_TARBALL = SAGEMAKER_BUILD / "model.tar.gz"
+CONTEXT_DIR = SAGEMAKER_BUILD / "context"
+DOCKERFILE = Path("functions/sagemaker/Dockerfile")
+LOCAL_ROLE = "preheat-sagemaker-execution"
+LOCAL_IMAGE = "preheat-sagemaker:local"  # what the twin records; it runs `serve` from this checkout
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", default="preheat-inference", help="endpoint name (the model is NAME-model)")
+    parser.add_argument("--model-dir", type=Path, default=Path("build/models/minilm"))
+    parser.add_argument("--memory", type=int, default=2048, choices=MEMORY_SIZES_MB, help="MemorySizeInMB")
+    parser.add_argument("--max-concurrency", type=int, default=5, help="MaxConcurrency (1-200)")
+    parser.add_argument("--provisioned", type=int, help="ProvisionedConcurrency (default: none)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="container environment (PREHEAT_* settings); repeat")
+    parser.add_argument("--aws", action="store_true", help="deploy to your AWS account instead of the local twin")
+    parser.add_argument("--image-uri", help="the serving image in ECR (required with --aws)")
+    parser.add_argument("--role", help="the SageMaker execution role ARN (required with --aws)")
+    parser.add_argument("--bucket", help="S3 bucket for model.tar.gz (default: preheat-sagemaker-ACCOUNT-REGION)")
+    parser.add_argument("--region", default=None, help="AWS region (default: the twin's, or your AWS config's)")
+    parser.add_argument("--state-dir", type=Path, default=Path(".preheat"), help="where the running twin is")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for the endpoint to be InService")
+    parser.add_argument("--context-only", action="store_true",
+                        help="only write build/sagemaker/model.tar.gz and the docker build context")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    endpoint: ServerlessEndpoint
+    model_data_url: str
+    image_uri: str
+    role_arn: str
+    endpoint_arn: str
+
+
+# --- build outputs ---------------------------------------------------------------------------------
+
+
+def pack_model(model_dir: Path, out: Path) -> Path:
+    """model.tar.gz with the model's files at its root, byte-for-byte reproducible."""
+    if not (model_dir / "manifest.json").is_file():
+        raise ConfigError(f"{model_dir} has no manifest.json: build the model first (`preheat build`)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(model_dir)))
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                info.mode = 0o644
+                with open(path, "rb") as data:
+                    tar.addfile(info, data)
+    tmp.replace(out)
+    return out
+
+
+def container_requirements(root: Path) -> list[str]:
+    """The image's packages: the runtime's `dependencies` and the server (uvicorn, from the cli extra)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    server = [r for r in project["optional-dependencies"]["cli"] if r.split(">")[0].split("=")[0].strip() == "uvicorn"]
+    return [*project["dependencies"], *server]
+
+
+def write_context(root: Path, out: Path, model_dir: Path | None = None) -> Path:
+    """The docker build context functions/sagemaker/Dockerfile expects (see its header)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy2(root / DOCKERFILE, out / "Dockerfile")
+    (out / "requirements.txt").write_text("\n".join(container_requirements(root)) + "\n")
+    shutil.copytree(root / "functions", out / "functions",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile", "baselines"))
+    model = out / "model"
+    if model_dir is not None:
+        shutil.copytree(model_dir, model, copy_function=_link_or_copy)
+    else:
+        model.mkdir()
+    return out
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+# --- the SDK path ----------------------------------------------------------------------------------
+
+
+def sdk_session(boto_session: Any, endpoint_url: str | None = None) -> Any:
+    """A sagemaker.Session whose clients all use `endpoint_url` (the twin, moto) when given."""
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    from sagemaker.session import Session
+
+    kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    session = Session(
+        boto_session=boto_session,
+        sagemaker_client=boto_session.client("sagemaker", **kwargs),
+        sagemaker_runtime_client=boto_session.client("sagemaker-runtime", **kwargs),
+        sagemaker_metrics_client=boto_session.client("sagemaker-metrics", **kwargs),
+    )
+    session.s3_client = boto_session.client("s3", **kwargs)
+    session.s3_resource = boto_session.resource("s3", **kwargs)
+    return session
+
+
+def upload_model(session: Any, tarball: Path, bucket: str, name: str) -> str:
+    s3 = session.s3_client
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:
+        region = session.boto_region_name
+        config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **config)
+    url: str = session.upload_data(str(tarball), bucket=bucket, key_prefix=f"preheat/{name}")
+    return url
+
+
+def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_arn: str, model_data_url: str,
+           wait: bool = True, poll_s: float = 30.0) -> Deployed:
+    """Create the model, endpoint config and endpoint through the SDK, as `Model.deploy` does. Waiting
+    polls DescribeEndpoint every `poll_s` (the SDK's own wait sleeps 30 s before its first look)."""
+    from sagemaker.model import Model
+    from sagemaker.serverless.serverless_inference_config import ServerlessInferenceConfig
+    from sagemaker.session import production_variant
+
+    endpoint.validate()
+    serverless = ServerlessInferenceConfig(
+        memory_size_in_mb=endpoint.memory_mb,
+        max_concurrency=endpoint.max_concurrency,
+        provisioned_concurrency=endpoint.provisioned_concurrency,
+    )
+    model = Model(image_uri=image_uri, model_data=model_data_url, role=role_arn, env=dict(endpoint.environment),
+                  name=endpoint.model_name, sagemaker_session=session)
+    model.create(serverless_inference_config=serverless)
+    variant = production_variant(  # type: ignore[no-untyped-call]
+        model_name=endpoint.model_name, variant_name=endpoint.variant_name,
+        serverless_inference_config=serverless._to_request_dict(),  # type: ignore[no-untyped-call]
+    )
+    session.endpoint_from_production_variants(name=endpoint.name, production_variants=[variant], wait=False)
+    if wait:
+        session.wait_for_endpoint(endpoint.name, poll=poll_s)
+    arn = session.sagemaker_client.describe_endpoint(EndpointName=endpoint.name)["EndpointArn"]
+    return Deployed(endpoint, model_data_url, image_uri, role_arn, arn)
+
+
+def local_role(boto_session: Any, endpoint_url: str | None) -> str:
+    iam = boto_session.client("iam", **({"endpoint_url": endpoint_url} if endpoint_url else {}))
+    try:
+        arn: str = iam.create_role(
+            RoleName=LOCAL_ROLE,
+            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+            '{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
+        )["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=LOCAL_ROLE)["Role"]["Arn"]
+    return arn
+
+
+def endpoint_from_args(args: argparse.Namespace) -> ServerlessEndpoint:
+    env: dict[str, str] = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--env {item!r} must be KEY=VALUE")
+        env[key] = value
+    return ServerlessEndpoint(
+        name=args.name, memory_mb=args.memory, max_concurrency=args.max_concurrency,
+        provisioned_concurrency=args.provisioned, environment=env,
+    ).validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    import boto3
+    from rich.console import Console
+
+    from scripts.twin.state import read_state
+
+    console = Console()
+    root = Path.cwd()
+    try:
+        endpoint = endpoint_from_args(args)
+        with console.status(f"packing {args.model_dir} into {MODEL_TARBALL}…"):
+            tarball = pack_model(args.model_dir, root / MODEL_TARBALL)
+            context = write_context(root, root / CONTEXT_DIR, args.model_dir)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    console.print(f"model  {tarball.relative_to(root)} ({tarball.stat().st_size / 1e6:.1f} MB)")
+    console.print(f"image  docker build -t preheat-sagemaker {context.relative_to(root)}   "
+                  f"(--target baked: the model in the image)", highlight=False)
+    if args.context_only:
+        return 0
+    endpoint_url: str | None = None
+    if args.aws:
+        if not args.image_uri or not args.role:
+            console.print("[red]--aws needs --image-uri (the image built from the context, pushed to ECR) and --role[/]")
+            return 2
+        boto_session = boto3.session.Session(region_name=args.region)
+    else:
+        twin = read_state(args.state_dir)
+        if twin is None:
+            console.print(f"[red]no twin is running in {args.state_dir}[/]: `preheat up` first, or pass --aws")
+            return 2
+        endpoint_url = twin.endpoint
+        boto_session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                             region_name=args.region or twin.region)
+    session = sdk_session(boto_session, endpoint_url)
+    account = boto_session.client("sts", **({"endpoint_url": endpoint_url} if endpoint_url else {})) \
+        .get_caller_identity()["Account"]
+    bucket = args.bucket or f"preheat-sagemaker-{account}-{boto_session.region_name}"
+    with console.status(f"uploading to s3://{bucket}/preheat/{endpoint.name}/…"):
+        model_data_url = upload_model(session, tarball, bucket, endpoint.name)
+    role = args.role or local_role(boto_session, endpoint_url)
+    with console.status(f"creating model, endpoint config and endpoint {endpoint.name} (SageMaker SDK)…"):
+        deployed = deploy(endpoint, session, image_uri=args.image_uri or LOCAL_IMAGE, role_arn=role,
+                          model_data_url=model_data_url, wait=not args.no_wait, poll_s=30.0 if args.aws else 0.2)
+    console.print(f"[green]deployed[/] {deployed.endpoint_arn}")
+    console.print(f"  memory {endpoint.memory_mb} MB, max concurrency {endpoint.max_concurrency}, provisioned "
+                  f"{endpoint.provisioned_concurrency or 0}; model {model_data_url}", highlight=False)
+    where = f"endpoint_url='{endpoint_url}', " if endpoint_url else ""
+    console.print("\ntry:", style="bold")
+    console.print(f"  boto3.client('sagemaker-runtime', {where}region_name='{boto_session.region_name}')"
+                  f".invoke_endpoint(EndpointName='{endpoint.name}', ContentType='application/json', "
+                  "Body='{\"input\": \"hello world\"}')", soft_wrap=True, highlight=False)
+    return 0
