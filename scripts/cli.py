@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
     ("", "simulate", "scripts.simulate", "replay serverless traces against the warm-keeping policies"),
     ("deploy", "sagemaker", "scripts.deploy_sagemaker", "SageMaker Serverless endpoint via the SageMaker SDK (twin or --aws)"),
+    ("bench", "reliability", "scripts.bench_reliability", "hostile input, load and faults: 5xx, wrong answers, throttles, outcomes"),
 ]
 # fmt: on
 

@@ -30,13 +30,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scripts.reliability import load, stack
-from scripts.reliability.throttle import ThrottlingEndpoint
 
 
 @dataclass
@@ -287,6 +285,15 @@ def _run_controller(env: Mapping[str, str], now: datetime) -> tuple[dict[str, An
     return report, out.getvalue(), elapsed
 
 
+def _fault(twin: Any, **spec: Any) -> int:
+    """Script a failure into the twin's AWS endpoint (scripts/twin/faults.py); returns its id."""
+    return int(twin.control("POST", "faults", spec)["fault"]["id"])
+
+
+def _answered(twin: Any, fault_id: int) -> int:
+    return int(next(f["answered"] for f in twin.control("GET", "faults")["faults"] if f["id"] == fault_id))
+
+
 def controller_throttled(twin: Any, *, function: str = stack.TENSOR, maximum: int = 2) -> FaultResult:
     result = FaultResult("CloudWatch and the provisioned-concurrency API throttle the controller")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -295,45 +302,51 @@ def controller_throttled(twin: Any, *, function: str = stack.TENSOR, maximum: in
     lam = twin.boto3_client("lambda")
     with contextlib.suppress(Exception):
         lam.delete_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
-    with ThrottlingEndpoint(twin.state.endpoint) as proxy:
-        env = {
-            "AWS_ENDPOINT_URL": proxy.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": twin.state.region, "AWS_REGION": twin.state.region,
-            "PREHEAT_POLICY": "target-tracking", "PREHEAT_METRICS_SERVICE": service, "PREHEAT_HISTORY_MINUTES": "60",
-            "PREHEAT_LAMBDA_FUNCTION": function, "PREHEAT_LAMBDA_ALIAS": "live", "PREHEAT_PC_MODE": "direct",
-            "PREHEAT_RETRY_ATTEMPTS": "5", "PREHEAT_RETRY_BASE_MS": "20", "PREHEAT_RETRY_CAP_MS": "200",
-            "PREHEAT_WARM_HOLD_MS": "0",
-        }
-        # What the policy wants with room to spare (a dry run), then under the maximum.
+    env = {
+        "AWS_ENDPOINT_URL": twin.state.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": twin.state.region, "AWS_REGION": twin.state.region,
+        "PREHEAT_POLICY": "target-tracking", "PREHEAT_METRICS_SERVICE": service, "PREHEAT_HISTORY_MINUTES": "60",
+        "PREHEAT_LAMBDA_FUNCTION": function, "PREHEAT_LAMBDA_ALIAS": "live", "PREHEAT_PC_MODE": "direct",
+        "PREHEAT_RETRY_ATTEMPTS": "5", "PREHEAT_RETRY_BASE_MS": "20", "PREHEAT_RETRY_CAP_MS": "200",
+        "PREHEAT_WARM_HOLD_MS": "0", "PREHEAT_MAX_CONCURRENCY": str(maximum), "PREHEAT_DRY_RUN": "false",
+    }
+    twin.control("DELETE", "faults")
+    try:
+        # What the policy wants with room to spare (a dry run), then under the maximum, throttled.
         wish, _, _ = _run_controller({**env, "PREHEAT_MAX_CONCURRENCY": "50", "PREHEAT_DRY_RUN": "true"}, now)
-        proxy.throttle("GetMetricData", 2, status=400, code="ThrottlingException")
-        proxy.throttle("PutProvisionedConcurrencyConfig", 3)
-        report, out, elapsed = _run_controller({**env, "PREHEAT_MAX_CONCURRENCY": str(maximum),
-                                                "PREHEAT_DRY_RUN": "false"}, now)
-        action = next((a for a in report.get("actions", []) if "desired" in a), {})
-        configured = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
-        requested = configured["RequestedProvisionedConcurrentExecutions"]
-        # Persistent throttling: reported, counted, returned.
-        proxy.throttle("PutProvisionedConcurrencyConfig", 1000)
+        reads = _fault(twin, operation="GetMetricData", count=2, status=400, code="ThrottlingException")
+        puts = _fault(twin, operation="PutProvisionedConcurrencyConfig", function=function, count=3)
+        report, _, elapsed = _run_controller(env, now)
+        throttled_reads, throttled_puts = _answered(twin, reads), _answered(twin, puts)
+        action: dict[str, Any] = next((a for a in report.get("actions", []) if "desired" in a), {})
+        requested = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")[
+            "RequestedProvisionedConcurrentExecutions"
+        ]
+        # Persistent throttling: reported and counted, the setting left as it was.
         lam.put_provisioned_concurrency_config(FunctionName=function, Qualifier="live", ProvisionedConcurrentExecutions=1)
-        stuck, stuck_out, stuck_elapsed = _run_controller({**env, "PREHEAT_MAX_CONCURRENCY": str(maximum),
-                                                           "PREHEAT_DRY_RUN": "false"}, now)
-        proxy.throttle("GetMetricData", 1000, status=400, code="ThrottlingException")
-        blind, _, blind_elapsed = _run_controller({**env, "PREHEAT_MAX_CONCURRENCY": str(maximum),
-                                                   "PREHEAT_DRY_RUN": "false"}, now)
-        calls, refused = dict(proxy.calls), dict(proxy.refused)
-    after_stuck = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
-    with contextlib.suppress(Exception):
-        lam.delete_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
+        wall = _fault(twin, operation="PutProvisionedConcurrencyConfig", function=function, count=1000)
+        stuck, stuck_out, stuck_elapsed = _run_controller(env, now)
+        after_stuck = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
+        stuck_calls = _answered(twin, wall)
+        # CloudWatch down: nothing to decide on, nothing touched.
+        _fault(twin, operation="GetMetricData", count=1000, status=400, code="ThrottlingException")
+        blind, _, blind_elapsed = _run_controller(env, now)
+    finally:
+        twin.control("DELETE", "faults")
+        with contextlib.suppress(Exception):
+            lam.delete_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
     wanted = wish.get("decision", {}).get("provisioned", 0)
     result.check(wanted > maximum, f"the scenario needs a policy that wants more than {maximum}, it wanted {wanted}")
     result.check("error" not in report, f"the throttled run failed: {report.get('error')}")
     result.check(action.get("action") == "set" and action.get("desired") == maximum,
                  f"expected a set to {maximum}, got {action}")
     result.check(requested == maximum, f"provisioned concurrency is {requested}, the maximum is {maximum}")
-    result.check(action.get("attempts", 0) >= 4, f"the throttled put was not retried: {action}")
-    stuck_action = next((a for a in stuck.get("actions", []) if "desired" in a or a.get("action") == "error"), {})
-    result.check(stuck_action.get("action") == "error", f"persistent throttling was not reported: {stuck}")
+    result.check(throttled_reads == 2 and throttled_puts == 3, f"throttled {throttled_reads} reads, {throttled_puts} puts")
+    result.check(action.get("attempts", 0) >= 4 and action.get("slept_ms", 0) > 0,
+                 f"the throttled put was not retried with backoff: {action}")
+    stuck_action: dict[str, Any] = next((a for a in stuck.get("actions", []) if a.get("action") == "error"), {})
+    result.check(bool(stuck_action), f"persistent throttling was not reported: {stuck}")
+    result.check(stuck_calls == 5, f"persistent throttling: {stuck_calls} calls, PREHEAT_RETRY_ATTEMPTS is 5")
     result.check('"ControllerErrors": 1' in stuck_out or '"ControllerErrors":1' in stuck_out,
                  "persistent throttling was not counted in ControllerErrors")
     result.check(after_stuck["RequestedProvisionedConcurrentExecutions"] == 1, "a throttled put changed the setting")
@@ -341,13 +354,15 @@ def controller_throttled(twin: Any, *, function: str = stack.TENSOR, maximum: in
                  f"a CloudWatch outage was not reported as metrics_unavailable: {blind}")
     result.details = {
         "policy_wants": wanted, "maximum": maximum, "set_to": requested, "attempts": action.get("attempts"),
-        "run_s": round(elapsed, 2), "persistent_run_s": round(stuck_elapsed, 2),
-        "metrics_outage_run_s": round(blind_elapsed, 2), "calls": calls, "throttled": refused,
+        "slept_ms": action.get("slept_ms"), "throttled_reads": throttled_reads, "throttled_puts": throttled_puts,
+        "run_s": round(elapsed, 2), "persistent_run_s": round(stuck_elapsed, 2), "persistent_calls": stuck_calls,
+        "metrics_outage_run_s": round(blind_elapsed, 2),
         "persistent_error": str(stuck_action.get("error", ""))[:200],
     }
     return result.finish(
-        f"policy wanted {wanted}, set {requested} (max {maximum}) after {refused.get('GetMetricData', 0)} throttled "
-        f"reads and 3 throttled puts; persistent throttling reported in {stuck_elapsed:.1f} s, never raised"
+        f"policy wanted {wanted}, set {requested} (max {maximum}) after 2 throttled reads and 3 throttled puts "
+        f"({action.get('slept_ms')} ms of backoff); persistent throttling reported after {stuck_calls} tries "
+        f"({stuck_elapsed:.1f} s), CloudWatch down reported; never raised"
     )
 
 

@@ -49,7 +49,7 @@ def damaged_copy(source: Path, target: Path, how: str = "truncate") -> str:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    files = json.loads((source / "manifest.json").read_text())["files"]
+    files: dict[str, dict[str, int]] = json.loads((source / "manifest.json").read_text())["files"]
     victim = max((name for name in files if name.startswith("model.onnx")), key=lambda n: files[n]["bytes"])
     for path in source.iterdir():
         if path.is_file():
