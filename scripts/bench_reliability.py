@@ -343,9 +343,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     right.set_xticks(list(x), clients)
     right.set_xlabel("concurrent clients")
     right.set_ylabel("throttled (429) %")
-    right.axvline(x=max(i for i, level in enumerate(levels) if level["concurrency"] <= results["meta"]["reserved"])
-                  + 0.5 if any(level["concurrency"] <= results["meta"]["reserved"] for level in levels) else -0.5,
-                  color="grey", linestyle="--", label="reserved concurrency")
+    within = [i for i, level in enumerate(levels) if level["concurrency"] <= results["meta"]["reserved"]]
+    right.axvline(x=(within[-1] if within else -1) + 0.5, color="grey", linestyle="--",
+                  label=f"reserved concurrency ({results['meta']['reserved']})")
     right.legend()
     fig.suptitle(f"{results['meta']['model']} through the twin's Function URL: every answer correct or a 429")
     fig.tight_layout()

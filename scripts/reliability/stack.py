@@ -2,7 +2,8 @@
 scenario, all on 127.0.0.1.
 
 Twin functions (each its own instances and HTTPS Function URL):
-- TARGET: the embedding model, reserved concurrency `reserved` (load, fuzzing, hostile input);
+- TARGET: the embedding model, reserved concurrency `reserved`, no in-process cache (load, fuzzing,
+  hostile input);
 - TENSOR: a tensor model (NaN/Inf, shapes);
 - VICTIM: the embedding model with one provisioned instance (killed mid-request, replaced);
 - BROKEN: a copy of the model with its weights truncated (init must fail, nothing served);
@@ -58,7 +59,9 @@ def twin_config(spec: StackSpec) -> TwinConfig:
                                   **overrides)
 
     functions = [
-        model(TARGET, spec.embed_dir, reserved_concurrency=spec.reserved),
+        # No in-process cache: under load, every answer is the model's own run (the cache's levels are
+        # exercised by CACHED, and by the cache tier's tests).
+        model(TARGET, spec.embed_dir, reserved_concurrency=spec.reserved, env={"PREHEAT_CACHE_MEMORY_BYTES": "0"}),
         model(TENSOR, spec.tensor_dir),
         model(VICTIM, spec.embed_dir, provisioned={"live": 1}),
         model(BROKEN, spec.broken_dir),
