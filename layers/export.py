@@ -51,7 +51,11 @@ def export(source_dir: Path, out_file: Path, *, tolerance: float = 1e-4) -> floa
             )
             return out.last_hidden_state  # type: ignore[no-any-return]
 
-    model = AutoModel.from_pretrained(str(source_dir), local_files_only=True).eval()
+    # Eager attention exports the plain MatMul/Softmax pattern (and transformers 5's mask graph) that
+    # ONNX Runtime's BERT fusions recognise; the SDPA export is left unfused and runs slower.
+    model = AutoModel.from_pretrained(
+        str(source_dir), local_files_only=True, attn_implementation="eager"
+    ).eval()
     wrapper = KeywordInputs(model).eval()
     tokenizer = Tokenizer.from_file(str(source_dir / "tokenizer.json"))
     tokenizer.no_truncation()

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from layers import paths
+
 WORDS = (
     "the a of to and in is it you that he was for on are with as his they be at one have this from "
     "or had by hot word but what some we can out other were all there when up use your how said an "
@@ -47,7 +49,7 @@ WORDS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, default=Path("build/models/minilm"))
+    parser.add_argument("--model-dir", type=Path, default=paths.DEFAULT_MODEL)
     parser.add_argument("--requests", type=int, default=3000, help="requests per phase")
     parser.add_argument("--distinct", type=int, default=600, help="distinct texts in the stream")
     parser.add_argument("--skew", type=float, default=1.1, help="Zipf exponent s: p(rank k) ~ 1/k^s")

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from layers import paths
+
 COLD_HANDLER = """
 import json, sys, time
 from types import SimpleNamespace
@@ -68,7 +70,7 @@ print(json.dumps({"handler": handler_ms, "floor": floor_ms}))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, default=Path("build/models/minilm"))
+    parser.add_argument("--model-dir", type=Path, default=paths.DEFAULT_MODEL)
     parser.add_argument("--cold", type=int, default=15, help="fresh processes per side")
     parser.add_argument("--warm", type=int, default=600, help="measured warm calls per side (>= 500)")
     parser.add_argument("--threads", type=int, default=1, help="PREHEAT_THREADS for both sides")

@@ -10,6 +10,7 @@ received from the function's EMF metrics. Stops the twin at the end.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.burst, args.warm, args.concurrency, args.provisioned) < 1:
         raise SystemExit("--burst, --warm, --concurrency and --provisioned must be >= 1")
-    console = Console()
+    # A log or a CI page is not a terminal: give the tables room instead of rich's 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     root = Path.cwd()
     model_dir = ensure_default_model(root, console)
     spec = inference_function(root)
@@ -47,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{'isolated, from the built layers' if spec.isolated else 'on this environment'}; "
                   f"model {spec.env['PREHEAT_MODEL_DIR']}", highlight=False)
     try:
-        return _demo(console, state, args, model_name(model_dir))
+        code = _demo(console, state, args, model_name(model_dir))
+        _draw_dashboard(console, state, started)
+        return code
     finally:
         with console.status("stopping the twin…"):
             twin_state.stop(args.state_dir)
@@ -67,11 +71,18 @@ def _demo(console: object, state: object, args: argparse.Namespace, model: str) 
     twin = TwinClient(state)
     body = {"input": "Serverless inference without paying for cold starts.", "model": model}
     path = "/v1/embeddings"
+
+    def distinct(i: int) -> dict[str, str]:  # a new text per request: the model runs every time
+        return {"input": f"Request {i}: how warm is this instance right now?", "model": model}
+
     samples: list[Sample] = []
     with console.status(f"cold burst: {args.burst} concurrent requests, no instance running…"):
         samples += burst(twin, DEFAULT_FUNCTION, "cold burst", path, body, args.burst)
     with console.status(f"warm traffic: {args.warm} requests from {args.concurrency} clients…"):
-        samples += steady(twin, DEFAULT_FUNCTION, "warm", path, body, args.warm, args.concurrency)
+        samples += steady(twin, DEFAULT_FUNCTION, "warm", path, distinct, args.warm, args.concurrency)
+    repeats = max(1, args.warm // 4)
+    with console.status(f"repeats: {repeats} requests for texts already answered (the cache tier)…"):
+        samples += steady(twin, DEFAULT_FUNCTION, "repeat", path, distinct, repeats, args.concurrency)
     lam = twin.boto3_client("lambda")
     with console.status(f"put_provisioned_concurrency_config(live, {args.provisioned}) and waiting for READY…"):
         lam.put_provisioned_concurrency_config(
@@ -96,26 +107,28 @@ def _demo(console: object, state: object, args: argparse.Namespace, model: str) 
         console.print(f"[red]{len(failed)} request(s) failed[/], e.g. status {failed[0].status}; see {state.log_dir}")
 
     table = Table(title="latency through the HTTPS Function URL, ms", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("start", "n", "client p50", "client p99", "INIT p50", "Duration p50", "instances"):
-        table.add_column(column, justify="left" if column in ("start", "instances") else "right",
+    for column in ("start", "cache", "n", "client p50", "client p99", "INIT p50", "Duration p50", "instances"):
+        table.add_column(column, justify="left" if column in ("start", "cache", "instances") else "right",
                          min_width={"start": 11, "instances": 11, "n": 4}.get(column), no_wrap=True)
-    groups: dict[str, list[Sample]] = {}
+    # A repeat answered by an instance's own cache is a different thing from a warm model run: apart.
+    groups: dict[tuple[str, str], list[Sample]] = {}
     for sample in samples:
-        groups.setdefault(sample.start, []).append(sample)
+        groups.setdefault((sample.start, "miss" if sample.cache == "miss" else sample.cache), []).append(sample)
     order = {"cold": 0, "provisioned": 1, "warm": 2}
-    for start, group in sorted(groups.items(), key=lambda kv: order.get(kv[0], 9)):
+    for (start, cache), group in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] != "miss")):
         client = [s.client_ms for s in group]
         inits = [s.init_ms for s in group if s.init_ms is not None]
         durations = [s.duration_ms for s in group if s.duration_ms is not None]
         kinds = sorted({(s.instance_kind or "?").replace("-concurrency", "") for s in group})
         table.add_row(
-            start, str(len(group)), f"{percentile(client, 50):.1f}", f"{percentile(client, 99):.1f}",
+            start, cache, str(len(group)), f"{percentile(client, 50):.1f}", f"{percentile(client, 99):.1f}",
             f"{percentile(inits, 50):.1f}" if inits else "-",
             f"{percentile(durations, 50):.2f}" if durations else "-", ", ".join(kinds),
         )
     console.print(table)
     console.print("INIT = instance spawn -> first Runtime API /next (as Lambda's Init Duration); Duration = "
-                  "Lambda's REPORT Duration. A cold request waits for INIT; warm and provisioned ones do not.",
+                  "Lambda's REPORT Duration. A cold request waits for INIT; warm and provisioned ones do not. "
+                  "cache: which level answered (miss = the model ran; memory = this instance's LRU).",
                   style="dim")
     _cloudwatch(console, twin)
     return 0 if not failed else 1
@@ -153,3 +166,16 @@ def _cloudwatch(console: object, twin: object) -> None:
                           (f"{max(p[stat] for p in points):.1f}" if points else "-"))
         table.add_row(start, *values)
     console.print(table)
+
+
+def _draw_dashboard(console: object, state: object, started: float) -> None:
+    """The deployed dashboard, drawn from this run's metrics while the twin's moto still holds them
+    (build/dashboard/); a failure here only costs the picture, never the demo."""
+    from scripts.dashboard import Target, draw
+
+    try:
+        minutes = (time.perf_counter() - started) / 60 + 2
+        target = Target(state.moto, state.region, local=True)  # type: ignore[attr-defined]
+        draw(target, Path("build/dashboard"), minutes=minutes, period_seconds=10, console=console, summary=False)
+    except Exception as exc:
+        console.print(f"[yellow]could not draw the dashboard: {exc}")  # type: ignore[attr-defined]

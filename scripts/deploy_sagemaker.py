@@ -17,30 +17,24 @@ built from the context and pushed to ECR, and --role are required).
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
-import shutil
-import tarfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from functions.inference.errors import ConfigError
 from functions.sagemaker.endpoint import MEMORY_SIZES_MB, ServerlessEndpoint
+from layers import paths
+from layers import sagemaker_artifacts as artifacts
 
 # Build outputs (the cross-issue contract; layers/paths.py will hold these once it exists).
-SAGEMAKER_BUILD = Path("build/sagemaker")
-MODEL_TARBALL = SAGEMAKER_BUILD / "model.tar.gz"
-CONTEXT_DIR = SAGEMAKER_BUILD / "context"
-DOCKERFILE = Path("functions/sagemaker/Dockerfile")
 LOCAL_ROLE = "preheat-sagemaker-execution"
 LOCAL_IMAGE = "preheat-sagemaker:local"  # what the twin records; it runs `serve` from this checkout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="preheat-inference", help="endpoint name (the model is NAME-model)")
-    parser.add_argument("--model-dir", type=Path, default=Path("build/models/minilm"))
+    parser.add_argument("--model-dir", type=Path, default=paths.DEFAULT_MODEL)
     parser.add_argument("--memory", type=int, default=2048, choices=MEMORY_SIZES_MB, help="MemorySizeInMB")
     parser.add_argument("--max-concurrency", type=int, default=5, help="MaxConcurrency (1-200)")
     parser.add_argument("--provisioned", type=int, help="ProvisionedConcurrency (default: none)")
@@ -64,59 +58,6 @@ class Deployed:
     image_uri: str
     role_arn: str
     endpoint_arn: str
-
-
-# --- build outputs ---------------------------------------------------------------------------------
-
-
-def pack_model(model_dir: Path, out: Path) -> Path:
-    """model.tar.gz with the model's files at its root, byte-for-byte reproducible."""
-    if not (model_dir / "manifest.json").is_file():
-        raise ConfigError(f"{model_dir} has no manifest.json: build the model first (`preheat build`)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(model_dir)))
-                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-                info.mode = 0o644
-                with open(path, "rb") as data:
-                    tar.addfile(info, data)
-    tmp.replace(out)
-    return out
-
-
-def container_requirements(root: Path) -> list[str]:
-    """The image's packages: the runtime's `dependencies` and the server (uvicorn, from the cli extra)."""
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    server = [r for r in project["optional-dependencies"]["cli"] if r.split(">")[0].split("=")[0].strip() == "uvicorn"]
-    return [*project["dependencies"], *server]
-
-
-def write_context(root: Path, out: Path, model_dir: Path | None = None) -> Path:
-    """The docker build context functions/sagemaker/Dockerfile expects (see its header)."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    shutil.copy2(root / DOCKERFILE, out / "Dockerfile")
-    (out / "requirements.txt").write_text("\n".join(container_requirements(root)) + "\n")
-    shutil.copytree(root / "functions", out / "functions",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile", "baselines"))
-    model = out / "model"
-    if model_dir is not None:
-        shutil.copytree(model_dir, model, copy_function=_link_or_copy)
-    else:
-        model.mkdir()
-    return out
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 # --- the SDK path ----------------------------------------------------------------------------------
@@ -215,9 +156,10 @@ def run(args: argparse.Namespace) -> int:
     root = Path.cwd()
     try:
         endpoint = endpoint_from_args(args)
-        with console.status(f"packing {args.model_dir} into {MODEL_TARBALL}…"):
-            tarball = pack_model(args.model_dir, root / MODEL_TARBALL)
-            context = write_context(root, root / CONTEXT_DIR, args.model_dir)
+        with console.status(f"packing {args.model_dir} into {paths.SAGEMAKER_MODEL_TARBALL}…"):
+            tarball = paths.SAGEMAKER_MODEL_TARBALL
+            artifacts.pack_model(args.model_dir, tarball)
+            context = artifacts.write_context(paths.SAGEMAKER_CONTEXT, args.model_dir)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/]")
         return 2

@@ -6,9 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
+from layers import paths
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, default=Path("build/models/minilm"))
+    parser.add_argument("--model-dir", type=Path, default=paths.DEFAULT_MODEL)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.sagemaker.endpoint import ServerlessEndpoint
+from layers import paths
 from scripts.twin.sagemaker_config import EndpointConfigError, EndpointSpec
 
 LATEST = "$LATEST"
@@ -269,10 +270,11 @@ def _decode(cls: type[Any], data: Any, where: str) -> Any:
 # --- the default stack -------------------------------------------------------------------------
 
 # Build outputs, relative to the repository root (the cross-issue contract for layers and models).
-DEPS_LOCAL_LAYER = Path("build/layers/deps-local")  # holds python/
-MODEL_LAYER = Path("build/layers/model")  # holds model/ (mounts at /opt/model)
-DEFAULT_MODEL_DIR = Path("build/models/minilm")
-FP32_MODEL_DIR = Path("build/models/minilm-fp32")
+# Relative to a repository root (tests pass their own roots); layers/paths.py is the contract.
+DEPS_LOCAL_LAYER = paths.DEPS_LOCAL.relative_to(paths.ROOT)  # holds python/
+MODEL_LAYER = paths.MODEL_LAYER.relative_to(paths.ROOT)  # holds model/ (mounts at /opt/model)
+DEFAULT_MODEL_DIR = paths.DEFAULT_MODEL.relative_to(paths.ROOT)
+FP32_MODEL_DIR = paths.FP32_MODEL.relative_to(paths.ROOT)
 
 DEFAULT_FUNCTION = "preheat-inference"
 

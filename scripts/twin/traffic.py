@@ -26,12 +26,13 @@ class Sample:
     init_ms: float | None = None
     duration_ms: float | None = None
     instance_kind: str | None = None
+    cache: str = "-"  # the handler's x-preheat-cache header: which cache level answered, or "miss"
 
 
 def _sample(function: str, phase: str, url: UrlClient, path: str, body: Any) -> Sample:
     reply = url.request("POST", path, body)
     return Sample(function, phase, reply.status, reply.headers.get("x-preheat-start", "-"), reply.ms,
-                  reply.headers.get("x-amzn-requestid", ""))
+                  reply.headers.get("x-amzn-requestid", ""), cache=reply.headers.get("x-preheat-cache", "-"))
 
 
 def burst(twin: TwinClient, function: str, phase: str, path: str, body: Any, n: int) -> list[Sample]:
@@ -56,19 +57,22 @@ def burst(twin: TwinClient, function: str, phase: str, path: str, body: Any, n: 
 def steady(
     twin: TwinClient, function: str, phase: str, path: str, body: Any, total: int, concurrency: int
 ) -> list[Sample]:
-    """`total` requests from `concurrency` closed-loop clients on keep-alive connections."""
-    counts = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
+    """`total` requests from `concurrency` closed-loop clients on keep-alive connections. `body` may be
+    a function of the request's number (0..total-1), for traffic that is not one repeated request."""
+    make = body if callable(body) else (lambda _: body)
+    numbers = list(range(total))
+    chunks = [numbers[i::concurrency] for i in range(concurrency)]
 
-    def loop(count: int) -> list[Sample]:
+    def loop(chunk: list[int]) -> list[Sample]:
         client = twin.url_client(function)
         client.connect()
         try:
-            return [_sample(function, phase, client, path, body) for _ in range(count)]
+            return [_sample(function, phase, client, path, make(i)) for i in chunk]
         finally:
             client.close()
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return [s for chunk in pool.map(loop, counts) for s in chunk]
+        return [s for chunk in pool.map(loop, chunks) for s in chunk]
 
 
 def one(twin: TwinClient, function: str, phase: str, path: str, body: Any, client: UrlClient | None = None) -> Sample:

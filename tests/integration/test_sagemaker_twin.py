@@ -205,6 +205,7 @@ def test_the_sdk_path_deploys_into_the_twin_and_the_endpoint_serves(
     pytest.importorskip("sagemaker")
     import boto3
 
+    from layers import sagemaker_artifacts as artifacts
     from scripts import deploy_sagemaker as deploy
 
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
@@ -212,7 +213,8 @@ def test_the_sdk_path_deploys_into_the_twin_and_the_endpoint_serves(
                                          region_name=twin.state.region)
     session = deploy.sdk_session(boto_session, twin.state.endpoint)
     description = ServerlessEndpoint("via-sdk", max_concurrency=2, environment=ONE_THREAD)
-    tarball = deploy.pack_model(embedding_dir, tmp_path / "model.tar.gz")
+    tarball = tmp_path / "model.tar.gz"
+    artifacts.pack_model(embedding_dir, tarball)
     url = deploy.upload_model(session, tarball, "preheat-sdk-test", description.name)
     deploy.deploy(description, session, image_uri="preheat-sagemaker:local",
                   role_arn=deploy.local_role(boto_session, twin.state.endpoint), model_data_url=url, poll_s=0.05)

@@ -16,6 +16,7 @@ import pytest
 
 from functions.inference.errors import ConfigError
 from functions.sagemaker.endpoint import ServerlessEndpoint
+from layers import sagemaker_artifacts as artifacts
 from scripts import deploy_sagemaker as deploy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +77,10 @@ def test_from_resources_refuses_instance_variants() -> None:
 
 
 def test_model_tarball_has_the_files_at_its_root_and_is_reproducible(embedding_dir: Path, tmp_path: Path) -> None:
-    first = deploy.pack_model(embedding_dir, tmp_path / "a" / "model.tar.gz")
-    second = deploy.pack_model(embedding_dir, tmp_path / "b" / "model.tar.gz")
+    first = tmp_path / "a" / "model.tar.gz"
+    artifacts.pack_model(embedding_dir, first)
+    second = tmp_path / "b" / "model.tar.gz"
+    artifacts.pack_model(embedding_dir, second)
     assert first.read_bytes() == second.read_bytes()
     with tarfile.open(first) as tar:
         names = sorted(tar.getnames())
@@ -89,11 +92,11 @@ def test_model_tarball_has_the_files_at_its_root_and_is_reproducible(embedding_d
 
 def test_pack_model_refuses_a_directory_without_a_manifest(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"manifest\.json"):
-        deploy.pack_model(tmp_path, tmp_path / "model.tar.gz")
+        artifacts.pack_model(tmp_path, tmp_path / "model.tar.gz")
 
 
 def test_context_holds_what_the_dockerfile_copies(embedding_dir: Path, tmp_path: Path) -> None:
-    context = deploy.write_context(ROOT, tmp_path / "context", embedding_dir)
+    context = artifacts.write_context(tmp_path / "context", embedding_dir)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = (context / "requirements.txt").read_text().split()
     assert requirements[: len(project["dependencies"])] == project["dependencies"]
@@ -132,7 +135,8 @@ def test_sdk_path_creates_exactly_the_description(aws: Any, description: Serverl
                                                   tmp_path: Path) -> None:
     pytest.importorskip("sagemaker")
     session = deploy.sdk_session(aws)
-    tarball = deploy.pack_model(embedding_dir, tmp_path / "model.tar.gz")
+    tarball = tmp_path / "model.tar.gz"
+    artifacts.pack_model(embedding_dir, tarball)
     url = deploy.upload_model(session, tarball, "preheat-test-bucket", description.name)
     role = deploy.local_role(aws, None)
     image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/preheat-sagemaker:1"

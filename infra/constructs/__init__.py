@@ -1,0 +1,1 @@
+"""One construct per capability, each with typed props (frozen dataclasses). Stacks compose them."""

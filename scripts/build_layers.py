@@ -1,0 +1,139 @@
+"""`preheat build layers`: Lambda layers (model, deps for x86_64 and arm64, deps for the local Python),
+the SageMaker model.tar.gz and container context, with a size report against Lambda's limits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from layers import paths
+
+ARCHES = (*paths.LAMBDA_ARCHITECTURES, "local")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--arch",
+        nargs="+",
+        choices=ARCHES,
+        default=list(ARCHES),
+        help="which deps layers to build (default: all)",
+    )
+    parser.add_argument(
+        "--model", type=Path, default=paths.DEFAULT_MODEL, help="model directory for the model layer"
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="rebuild deps layers even if their inputs are unchanged"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from functions.inference import manifest as manifests
+    from functions.inference.errors import ModelLoadError
+    from layers import deps_layer, limits, model_layer, sagemaker_artifacts
+    from layers.archive import unzipped_bytes
+
+    # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    started = time.perf_counter()
+    try:
+        manifests.load(args.model)
+    except ModelLoadError as exc:
+        console.print(f"[red]no model to package:[/] {exc}. Run `preheat build` first.")
+        return 1
+    table = Table(title="Lambda layers and SageMaker artifacts")
+    for column in ("artifact", "files", "unzipped MB", "zipped MB", "notes"):
+        table.add_column(column, justify="right" if "MB" in column or column == "files" else "left")
+    checks: list[limits.Check] = []
+    with console.status("building layers…") as status:
+
+        def progress(message: str) -> None:
+            status.update(f"[bold]{message}[/]  ({time.perf_counter() - started:.0f} s)")
+            console.log(message)
+
+        progress(f"model layer from {args.model}")
+        model = model_layer.build(args.model)
+        table.add_row(
+            str(model.layer_dir.relative_to(paths.ROOT)),
+            str(model.sizes.files),
+            f"{model.sizes.unzipped / limits.MB:.1f}",
+            f"{model.sizes.zipped / limits.MB:.1f}",
+            f"{model.model_name} -> {paths.MODEL_LAYER_MOUNT}",
+        )
+        checks.append(
+            limits.Check(
+                "model layer zipped (direct upload)", model.sizes.zipped, limits.DIRECT_UPLOAD_ZIPPED
+            )
+        )
+        function_code = unzipped_bytes(paths.FUNCTIONS)
+        for arch in args.arch:
+            target = deps_layer.local_target() if arch == "local" else deps_layer.lambda_target(arch)
+            layer = deps_layer.build(
+                target, paths.deps_layer(arch), reuse=not args.rebuild, progress=progress
+            )
+            pruned = sum(p.bytes for p in layer.pruned)
+            notes = (
+                f"Python {target.python}; pruned {pruned / limits.MB:.1f} MB; "
+                + (
+                    f"stripped {layer.stripped_bytes / limits.MB:.1f} MB"
+                    if layer.strip_tool
+                    else "not stripped (no strip tool)"
+                )
+                + f"; {layer.pyc_files} .pyc"
+                + (" (reused)" if layer.reused else "")
+            )
+            table.add_row(
+                str(layer.layer_dir.relative_to(paths.ROOT)),
+                str(layer.sizes.files),
+                f"{layer.sizes.unzipped / limits.MB:.1f}",
+                f"{layer.sizes.zipped / limits.MB:.1f}",
+                notes,
+            )
+            if arch != "local":
+                checks += [
+                    limits.Check(
+                        f"deps-{arch} unzipped (preheat budget)",
+                        layer.sizes.unzipped,
+                        limits.DEPS_UNZIPPED_BUDGET,
+                    ),
+                    limits.Check(
+                        f"deps-{arch} zipped (direct upload)", layer.sizes.zipped, limits.DIRECT_UPLOAD_ZIPPED
+                    ),
+                    limits.Check(
+                        f"function + model + deps-{arch} unzipped",
+                        layer.sizes.unzipped + model.sizes.unzipped + function_code,
+                        limits.UNZIPPED_TOTAL,
+                    ),
+                ]
+        progress("SageMaker model.tar.gz and container context")
+        sagemaker = sagemaker_artifacts.build(args.model)
+        table.add_row(
+            str(sagemaker.tarball.relative_to(paths.ROOT)),
+            str(sagemaker.tarball_sizes.files),
+            f"{sagemaker.tarball_sizes.unzipped / limits.MB:.1f}",
+            f"{sagemaker.tarball_sizes.zipped / limits.MB:.1f}",
+            "extracted to /opt/ml/model",
+        )
+        table.add_row(
+            str(sagemaker.context.relative_to(paths.ROOT)),
+            "",
+            f"{unzipped_bytes(sagemaker.context) / limits.MB:.1f}",
+            "",
+            "docker build context (Dockerfile, requirements.txt, functions/, model/)",
+        )
+    console.print(table)
+    for check in checks:
+        console.print(("[green]" if check.ok else "[red]") + check.describe())
+    over = [c for c in checks if not c.ok]
+    if over:
+        console.print(
+            f"[red]{len(over)} artifact(s) over Lambda's limits:[/] slim the deps (layers/prune.py) or the model"
+        )
+        return 1
+    console.print(f"[green]layers built[/] in {time.perf_counter() - started:.0f} s")
+    return 0
