@@ -119,6 +119,32 @@ def test_the_size_limit_is_enforced_before_the_json_decoder_runs(
     assert decoded == []
 
 
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"requestContext": {"http": {"method": 5}}}, "requestContext.http.method"),
+        ({"rawPath": ["/v1/embeddings"]}, "rawPath"),
+        ({"rawQueryString": {"a": 1}}, "rawQueryString"),
+        # bytes(10**9) would have allocated a gigabyte from a 10-byte field.
+        ({"body": 10**9, "isBase64Encoded": False}, "body"),
+    ],
+)
+def test_a_direct_invoke_shaped_like_an_http_event_with_wrong_types_is_a_400(
+    changes: dict[str, Any], field: str, embedding_dir: Path, load_handler: Callable[..., ModuleType]
+) -> None:
+    handler = load_handler(embedding_dir)
+    shaped = event("function_url")
+    for key, value in changes.items():
+        if key == "requestContext":
+            shaped["requestContext"]["http"].update(value["http"])
+        else:
+            shaped[key] = value
+    result = handler.handler(shaped, context())
+    assert result["statusCode"] == 400
+    error = json.loads(result["body"])["error"]
+    assert error["code"] == "malformed_event" and field in error["message"]
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

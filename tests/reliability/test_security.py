@@ -35,7 +35,8 @@ def test_no_credentials_in_the_logs(report: dict[str, Any]) -> None:
 def test_the_leak_scanner_finds_what_it_looks_for() -> None:
     key = "AKIA" + "Q" * 16
     secret = "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "x" * 10
-    found = leaks.scan_text(f"{key}\n{secret}\n-----BEGIN RSA PRIVATE KEY-----\n", "sample")
+    pem = "-----BEGIN RSA " + "PRIVATE KEY-----"  # split, so that this file does not trip the scan below
+    found = leaks.scan_text(f"{key}\n{secret}\n{pem}\n", "sample")
     assert [f.kind for f in found] == ["aws_access_key_id", "aws_secret_access_key", "private_key"]
     assert leaks.scan_text("AKIAIOSFODNN7EXAMPLE aws_secret_access_key=testing", "docs") == []
 
