@@ -96,7 +96,10 @@ class _OutOfTime(Exception):
 
 
 def load_schema(target: Target, timeout: float = 30.0) -> Any:
-    import schemathesis
+    try:
+        import schemathesis
+    except ImportError:
+        raise SystemExit("fuzzing needs schemathesis, in the dev extra: pip install -e '.[dev]'") from None
 
     reply = send(target, "GET", "/openapi.json", timeout=timeout)
     if reply.status != 200:
