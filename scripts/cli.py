@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("build", "layers", "scripts.build_layers", "build Lambda layers, SageMaker model.tar.gz and container context"),
     ("bench", "model", "scripts.bench_model", "fp32 against the slim model: size, load, latency, accuracy"),
     ("", "dashboard", "scripts.dashboard", "draw the deployed CloudWatch dashboard locally (PNG + HTML) from the twin's metrics"),
+    ("bench", "reliability", "scripts.bench_reliability", "hostile input, load and faults: 5xx, wrong answers, throttles, outcomes"),
 ]
 # fmt: on
 

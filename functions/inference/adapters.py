@@ -41,7 +41,17 @@ def _body(event: Mapping[str, Any]) -> bytes:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidRequest("the event says its body is base64 but it is not valid base64") from None
-    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if isinstance(body, bytes):
+        return body
+    # Not bytes(body): for an int that allocates that many zero bytes (a 1 GB body from 10 bytes of event).
+    return _text(body, "body").encode("utf-8", "surrogatepass")
+
+
+def _text(value: Any, name: str) -> str:
+    """A field that must be a string; a direct invoke can send anything (handler.py answers 400)."""
+    if not isinstance(value, str):
+        raise TypeError(f"'{name}': expected a string, got {type(value).__name__}")
+    return value
 
 
 def _lower(headers: Mapping[str, Any] | None) -> dict[str, str]:
@@ -75,11 +85,11 @@ class HttpApiV2(Adapter):
     def request(self, event: Mapping[str, Any], request_id: str) -> HttpRequest:
         http = event["requestContext"]["http"]
         return HttpRequest(
-            method=http["method"],
-            path=event.get("rawPath") or http.get("path") or "/",
+            method=_text(http["method"], "requestContext.http.method"),
+            path=_text(event.get("rawPath") or http.get("path") or "/", "rawPath"),
             body=_body(event),
             headers=_lower(event.get("headers")),
-            query=event.get("rawQueryString") or "",
+            query=_text(event.get("rawQueryString") or "", "rawQueryString"),
             request_id=request_id,
         )
 
@@ -110,8 +120,8 @@ class RestApiV1(Adapter):
     def request(self, event: Mapping[str, Any], request_id: str) -> HttpRequest:
         headers = _lower_multi(event.get("multiValueHeaders")) or _lower(event.get("headers"))
         return HttpRequest(
-            method=event["httpMethod"],
-            path=event.get("path") or "/",
+            method=_text(event["httpMethod"], "httpMethod"),
+            path=_text(event.get("path") or "/", "path"),
             body=_body(event),
             headers=headers,
             request_id=request_id,
@@ -145,8 +155,8 @@ class Alb(Adapter):
             _lower_multi(event.get("multiValueHeaders")) if self._multi else _lower(event.get("headers"))
         )
         return HttpRequest(
-            method=event["httpMethod"],
-            path=event.get("path") or "/",
+            method=_text(event["httpMethod"], "httpMethod"),
+            path=_text(event.get("path") or "/", "path"),
             body=_body(event),
             headers=headers,
             request_id=request_id,

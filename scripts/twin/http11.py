@@ -177,6 +177,11 @@ async def _read_request(
             continue
         if isinstance(event, h11.Request):
             head = event
+            # A declared length over the limit is refused before any of the body is read, as Lambda's
+            # front end does: otherwise a client claiming 1 GB and sending less holds the connection.
+            declared = dict(event.headers).get(b"content-length", b"0")
+            if declared.isdigit() and int(declared) > max_body:
+                raise _BodyTooLarge
         elif isinstance(event, h11.Data):
             size += len(event.data)
             if size > max_body:

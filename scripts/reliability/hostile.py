@@ -1,0 +1,237 @@
+"""Hand-written hostile requests, each with the answers it may get.
+
+Two targets: a text-embedding model and a tensor model (NaN/Inf, shapes and dtypes need numeric
+tensors). Names (model, version, input, its width) are read from the target's metadata, so the same
+cases run against tiny test models and the real one. Every case is sent byte for byte
+(rawhttp.send) with a timeout; a case passes when its verdict is one it allows, and, when it names
+one, the status and error code match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scripts.reliability import replies
+from scripts.reliability.fuzz import Anchors
+from scripts.reliability.rawhttp import RawReply, Target, send
+
+JSON = [("content-type", "application/json")]
+LAMBDA_LIMIT = 6 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    method: str
+    path: str
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = tuple(JSON)
+    content_length: int | None = None  # a lie when set
+    allowed: frozenset[str] = frozenset({replies.REJECTED})
+    status: tuple[int, ...] = ()  # empty: any status of an allowed verdict
+    code: str | None = None  # the error code a rejection must carry
+    early: bool = False  # must be answered before the whole body was sent (limit checked first)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: str
+    target: str
+    status: int
+    verdict: str
+    code: str | None
+    ms: float
+    sent: int
+    size: int
+    passed: bool
+    why: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class HostileReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+    @property
+    def server_errors(self) -> int:
+        return sum(1 for o in self.outcomes if o.verdict == replies.SERVER_ERROR)
+
+    @property
+    def hangs(self) -> int:
+        return sum(1 for o in self.outcomes if o.verdict == replies.HANG)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cases": len(self.outcomes),
+            "failed": len(self.failed),
+            "server_errors": self.server_errors,
+            "hangs": self.hangs,
+            "outcomes": [o.as_dict() for o in self.outcomes],
+        }
+
+
+def _nest(depth: int, inner: bytes = b"") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+def embedding_cases(anchors: Anchors, max_request_bytes: int, *, lambda_path: bool) -> list[Case]:
+    m = anchors.model
+    model = json.dumps(m).encode()
+    embed = "/v1/embeddings"
+    infer = f"/v2/models/{m}/infer"
+    too_big = max_request_bytes + 1024
+    # Over Lambda's 6 MB: the twin's Function URL refuses it itself, as Lambda does (platform 413);
+    # uvicorn's app refuses it by its own limit. Both before reading the body.
+    huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
+    many = json.dumps({"input": ["hello world"] * 100_000, "model": m}).encode()
+    many_oip = json.dumps(
+        {"inputs": [{"name": anchors.inputs[0], "shape": [100_000], "datatype": "BYTES", "data": ["hi"] * 100_000}]}
+    ).encode()
+    return [
+        Case("malformed JSON", "POST", embed, b'{"input": "hello", "model": ', code="invalid_json", status=(400,)),
+        Case("JSON array, not an object", "POST", embed, b'["hello"]', status=(400,)),
+        Case("JSON scalar", "POST", embed, b'"hello"', status=(400,)),
+        Case("JSON null", "POST", "/invocations", b"null", status=(400,)),
+        Case("empty body", "POST", embed, b"", status=(400,)),
+        Case("invalid UTF-8", "POST", embed, b'{"input": "caf\xe9 \xff\xfe", "model": ' + model + b"}",
+             code="invalid_json", status=(400,)),
+        Case("invalid UTF-8 in a BYTES tensor", "POST", infer,
+             b'{"inputs": [{"name": ' + json.dumps(anchors.inputs[0]).encode()
+             + b', "shape": [1], "datatype": "BYTES", "data": ["\xc3\x28"]}]}', status=(400,)),
+        Case("lone UTF-16 surrogate", "POST", embed, b'{"input": "\\ud800", "model": ' + model + b"}", status=(400,)),
+        Case("control characters in text", "POST", embed,
+             json.dumps({"input": "\u0000\u0001\u001b[2J\u202e", "model": m}).encode(),
+             allowed=frozenset({replies.OK, replies.REJECTED})),
+        Case("text/plain", "POST", embed, b"hello", headers=(("content-type", "text/plain"),),
+             code="unsupported_media_type", status=(415,)),
+        Case("form-encoded", "POST", embed, b"input=hello&model=x",
+             headers=(("content-type", "application/x-www-form-urlencoded"),), status=(415,)),
+        Case("multipart", "POST", embed, b"--b\r\n\r\nhello\r\n--b--\r\n",
+             headers=(("content-type", "multipart/form-data; boundary=b"),), status=(415,)),
+        Case("binary octet-stream", "POST", embed, bytes(range(256)) * 4,
+             headers=(("content-type", "application/octet-stream"),), status=(415,)),
+        Case("deeply nested arrays (100k)", "POST", embed, _nest(100_000), status=(400,)),
+        Case("deeply nested objects (50k)", "POST", "/invocations",
+             b'{"a":' * 50_000 + b"1" + b"}" * 50_000, status=(400,)),
+        Case("deep nesting inside a valid request", "POST", embed,
+             b'{"model": ' + model + b', "input": ' + _nest(10_000, b'"x"') + b"}", status=(400,)),
+        # (Under the request limit: a limit of 2 MiB or more lets these reach the inputs check.)
+        Case("10^5 inputs", "POST", embed, many, code="too_many_inputs", status=(400,)),
+        Case("10^5 inputs (Open Inference Protocol)", "POST", infer, many_oip, code="too_many_inputs", status=(400,)),
+        Case("10^5 inputs (SageMaker /invocations)", "POST", "/invocations", many, code="too_many_inputs",
+             status=(400,)),
+        Case("token-id arrays", "POST", embed, json.dumps({"input": [[1, 2, 3]], "model": m}).encode(),
+             code="unsupported_input", status=(400,)),
+        Case("empty string input", "POST", embed, json.dumps({"input": [""], "model": m}).encode(), status=(400,)),
+        Case("a 1 MB single text", "POST", embed, json.dumps({"input": "word " * 200_000, "model": m}).encode(),
+             allowed=frozenset({replies.OK, replies.REJECTED})),
+        Case("unknown model", "POST", embed, json.dumps({"input": "hi", "model": "nope"}).encode(),
+             code="model_not_found", status=(404,)),
+        Case("path traversal in the model name", "GET", "/v2/models/..%2F..%2Fetc%2Fpasswd", status=(404,)),
+        Case("percent-encoded invalid UTF-8 in the path", "GET", "/v2/models/%ff%fe", status=(404,)),
+        Case("wrong method", "DELETE", embed, status=(405,)),
+        Case("unknown route", "GET", "/admin", status=(404,)),
+        Case(f"body over PREHEAT_MAX_REQUEST_BYTES ({too_big} B)", "POST", embed,
+             b'{"input": "' + b"a" * (too_big - 40) + b'", "model": "x"}', code="payload_too_large", status=(413,)),
+        Case("body over Lambda's 6 MB", "POST", embed, b'{"input": "' + b"a" * (LAMBDA_LIMIT + 65536) + b'"}',
+             allowed=huge_allowed, status=(413,), early=True),
+        Case("Content-Length that claims 1 GB", "POST", embed, b'{"input": "hi"}', content_length=1 << 30,
+             allowed=huge_allowed, status=(413,)),
+    ]
+
+
+def tensor_cases(anchors: Anchors) -> list[Case]:
+    m, x, width = anchors.model, anchors.inputs[0], max(anchors.width, 1)
+    infer = f"/v2/models/{m}/infer"
+
+    def body(data: Any, shape: Any = None, datatype: str = "FP32", raw: bytes | None = None) -> bytes:
+        shape = [1, width] if shape is None else shape
+        if raw is not None:
+            head = json.dumps({"name": x, "shape": shape, "datatype": datatype}).encode()[:-1]
+            return b'{"inputs": [' + head + b', "data": ' + raw + b"}]}"
+        return json.dumps({"inputs": [{"name": x, "shape": shape, "datatype": datatype, "data": data}]}).encode()
+
+    ones = [1.0] * width
+    rows = 100_000
+    return [
+        Case("NaN literal", "POST", infer, body(None, raw=b"[NaN" + b", 1" * (width - 1) + b"]"), status=(400,)),
+        Case("Infinity literal", "POST", infer, body(None, raw=b"[Infinity" + b", 1" * (width - 1) + b"]"),
+             status=(400,)),
+        Case("1e999 (overflows float64)", "POST", infer, body(None, raw=b"[1e999" + b", 1" * (width - 1) + b"]"),
+             status=(400,)),
+        Case("1e39 (overflows float32)", "POST", infer, body(None, raw=b"[1e39" + b", 1" * (width - 1) + b"]"),
+             code="invalid_tensor", status=(400,)),
+        Case("-1e39", "POST", infer, body(None, raw=b"[-1e39" + b", 1" * (width - 1) + b"]"), code="invalid_tensor",
+             status=(400,)),
+        Case("shape holds more than data", "POST", infer, body(ones, shape=[2, width]), code="invalid_tensor",
+             status=(400,)),
+        Case("data holds more than shape", "POST", infer, body([*ones, 1.0]), code="invalid_tensor", status=(400,)),
+        Case("wrong width", "POST", infer, body([*ones, 1.0], shape=[1, width + 1]), code="invalid_tensor",
+             status=(400,)),
+        Case("wrong rank", "POST", infer, body(ones, shape=[width]), code="invalid_tensor", status=(400,)),
+        Case("negative dimension", "POST", infer, body(ones, shape=[-1, width]), code="invalid_tensor", status=(400,)),
+        Case("2^40 rows claimed", "POST", infer, body(ones, shape=[1 << 40, width]), code="invalid_tensor",
+             status=(400,)),
+        Case("dimension beyond int64", "POST", infer, body(ones, shape=[1 << 70, width]), status=(400,)),
+        Case("ragged data", "POST", infer, body([[1.0], ones]), code="invalid_tensor", status=(400,)),
+        Case("nested 70 deep", "POST", infer, body(None, raw=_nest(70, b"1")), status=(400,)),
+        Case("strings in a numeric tensor", "POST", infer, body(["1"] * width), code="invalid_tensor", status=(400,)),
+        Case("null in a numeric tensor", "POST", infer, body([None] * width), code="invalid_tensor", status=(400,)),
+        Case("objects in a numeric tensor", "POST", infer, body([{"a": 1}] * width), code="invalid_tensor",
+             status=(400,)),
+        Case("wrong datatype", "POST", infer, body([1] * width, datatype="INT64"), code="invalid_tensor",
+             status=(400,)),
+        Case("unknown datatype", "POST", infer, body(ones, datatype="FP128"), code="invalid_tensor", status=(400,)),
+        Case("the input twice", "POST", infer,
+             json.dumps({"inputs": [{"name": x, "shape": [1, width], "datatype": "FP32", "data": ones}] * 2}).encode(),
+             code="invalid_tensor", status=(400,)),
+        Case("no inputs", "POST", infer, b'{"inputs": []}', code="invalid_tensor", status=(400,)),
+        Case("unknown output", "POST", infer,
+             json.dumps({"inputs": [{"name": x, "shape": [1, width], "datatype": "FP32", "data": ones}],
+                         "outputs": [{"name": "nope"}]}).encode(), code="invalid_tensor", status=(400,)),
+        Case("10^5 rows in one request", "POST", infer, body([0.5] * (rows * width), shape=[rows, width]),
+             allowed=frozenset({replies.OK, replies.REJECTED})),
+    ]
+
+
+def run_cases(
+    target: Target, cases: list[Case], *, timeout: float = 30.0, progress: Callable[[str], None] | None = None
+) -> HostileReport:
+    report = HostileReport()
+    for case in cases:
+        if progress:
+            progress(f"{target.name}: {case.name}")
+        reply = send(target, case.method, case.path, case.body, headers=case.headers,
+                     content_length=case.content_length, timeout=timeout)
+        report.outcomes.append(judge(case, target, reply))
+    return report
+
+
+def judge(case: Case, target: Target, reply: RawReply) -> Outcome:
+    verdict = replies.verdict(reply.status, reply.headers, reply.body, reply.error)
+    error = replies.error_shape(reply.body) if verdict == replies.REJECTED else None
+    code = error["code"] if error else replies.lambda_shape(reply.headers, reply.body)
+    why = []
+    if verdict not in case.allowed:
+        why.append(f"verdict {verdict} not in {sorted(case.allowed)}")
+    if case.status and verdict in (replies.REJECTED, replies.PLATFORM) and reply.status not in case.status:
+        why.append(f"status {reply.status}, expected {case.status}")
+    if case.code and verdict == replies.REJECTED and code != case.code:
+        why.append(f"code {code!r}, expected {case.code!r}")
+    if case.early and reply.sent >= len(case.body):
+        why.append("the whole body was read before the answer: the limit was not checked first")
+    if reply.error and not why:
+        why.append(reply.error)
+    return Outcome(
+        case=case.name, target=target.name, status=reply.status, verdict=verdict, code=code, ms=reply.ms,
+        sent=reply.sent, size=len(case.body), passed=not why, why="; ".join(why) or "",
+    )
