@@ -21,6 +21,7 @@ client-seen first response, and warm latency (the `sagemaker` object of --json).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -115,7 +116,9 @@ class TwinTarget:
 
 
 @contextmanager
-def lambda_twin(root: Path, state_dir: Path, console: Any, endpoints: tuple[Any, ...] = ()) -> Iterator[TwinTarget]:
+def lambda_twin(
+    root: Path, state_dir: Path, console: Any, endpoints: tuple[Any, ...] = ()
+) -> Iterator[TwinTarget]:
     from scripts.twin import state as twin_state
     from scripts.twin.client import TwinClient
     from scripts.twin.config import DEFAULT_MODEL_DIR, TwinConfig, inference_function
@@ -129,14 +132,31 @@ def lambda_twin(root: Path, state_dir: Path, console: Any, endpoints: tuple[Any,
     slim_env = {"PREHEAT_MODEL_DIR": default.env["PREHEAT_MODEL_DIR"]}  # the same model, from the same place
     functions = (
         default,
-        inference_function(root, name="bench-naive", handler="functions.baselines.naive.handler",
-                           model_dir=naive_dir, keep_alive_s=keep),
-        inference_function(root, name="bench-floor", handler="functions.baselines.floor.handler", env=slim_env,
-                           keep_alive_s=keep),
+        # The naive function is what a user deploys as one fat package (FastAPI, Mangum, Powertools):
+        # never from the slim deps layer, which leaves those out.
+        dataclasses.replace(
+            inference_function(
+                root,
+                name="bench-naive",
+                handler="functions.baselines.naive.handler",
+                model_dir=naive_dir,
+                keep_alive_s=keep,
+            ),
+            layers=(),
+            isolated=False,
+        ),
+        inference_function(
+            root,
+            name="bench-floor",
+            handler="functions.baselines.floor.handler",
+            env=slim_env,
+            keep_alive_s=keep,
+        ),
     )
     # A loaded laptop can take longer than Lambda's 10 s INIT limit; a benchmark should measure, not fail.
-    config = TwinConfig(functions=functions, state_dir=state_dir, max_instances=8, init_timeout_s=120.0,
-                        endpoints=endpoints)
+    config = TwinConfig(
+        functions=functions, state_dir=state_dir, max_instances=8, init_timeout_s=120.0, endpoints=endpoints
+    )
     twin_state.stop(state_dir)
     with console.status("starting the local twin with default, naive and floor…"):
         state, _ = twin_state.start(config, cwd=root)
@@ -146,8 +166,11 @@ def lambda_twin(root: Path, state_dir: Path, console: Any, endpoints: tuple[Any,
         "naive": f"FastAPI+Mangum+Powertools, default ORT options, {naive_dir.relative_to(root)}",
         "floor": f"bare handler, {default.env['PREHEAT_MODEL_DIR']}",
     }
-    target = TwinTarget(TwinClient(state), {"input": "The quick brown fox jumps over the lazy dog.",
-                                            "model": model_name(slim)}, notes)
+    target = TwinTarget(
+        TwinClient(state),
+        {"input": "The quick brown fox jumps over the lazy dog.", "model": model_name(slim)},
+        notes,
+    )
     if naive_dir != slim:
         naive_body = {**target.body, "model": model_name(naive_dir)}
         target._body = lambda name: naive_body if name == "naive" else target.body  # type: ignore[method-assign]
@@ -171,8 +194,9 @@ class SageMakerTwinTarget:
         self.body = functions.body
         self.endpoint = endpoint
         self.model_dir = model_dir
-        self.runtime = self.twin.boto3_client("sagemaker-runtime", retries={"total_max_attempts": 1},
-                                              read_timeout=300)
+        self.runtime = self.twin.boto3_client(
+            "sagemaker-runtime", retries={"total_max_attempts": 1}, read_timeout=300
+        )
 
     def describe(self, name: str) -> str:
         return self.functions.describe(name)
@@ -186,8 +210,12 @@ class SageMakerTwinTarget:
     def _invoke(self) -> float:
         payload = json.dumps(self.body).encode()
         started = time.perf_counter()
-        response = self.runtime.invoke_endpoint(EndpointName=self.endpoint, Body=payload,
-                                                ContentType="application/json", Accept="application/json")
+        response = self.runtime.invoke_endpoint(
+            EndpointName=self.endpoint,
+            Body=payload,
+            ContentType="application/json",
+            Accept="application/json",
+        )
         response["Body"].read()
         return (time.perf_counter() - started) * 1000
 
@@ -197,8 +225,9 @@ class SageMakerTwinTarget:
         _, records = self.twin.invocations(0, self.endpoint)
         if not records or not records[-1]["cold"]:
             raise RuntimeError(f"{self.endpoint}: the request after a reset was not a cold start")
-        containers = next(e for e in self.twin.control("GET", "endpoints")["endpoints"]
-                          if e["name"] == self.endpoint)["variants"][0]["containers"]
+        containers = next(
+            e for e in self.twin.control("GET", "endpoints")["endpoints"] if e["name"] == self.endpoint
+        )["variants"][0]["containers"]
         setup = next(c["setup"] for c in containers if c["id"] == records[-1]["instance_id"])
         return ms, setup
 
@@ -231,7 +260,7 @@ class SageMakerTwinTarget:
             "cold_n": len(colds),
             "warm_n": len(warms),
             "what": f"SageMaker Serverless endpoint {self.endpoint}: `serve` containers, {self.model_dir}, "
-                    "boto3 invoke_endpoint through the twin",
+            "boto3 invoke_endpoint through the twin",
         }
         return {"sagemaker": summary, "_sagemaker_series": {"cold": colds, "ready": ready, "warm": warms}}
 
@@ -247,15 +276,19 @@ def sagemaker_twin(root: Path, state_dir: Path, console: Any) -> Iterator[SageMa
     ensure_default_model(root, console)
     # keep_alive: containers go only when a cold sample resets them.
     # One intra-op thread, as the Lambda functions get at 2048 MB (one vCPU), so the two compare like for like.
-    spec = EndpointSpec(ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
-                        root / DEFAULT_MODEL_DIR, keep_alive_s=3600.0)
+    spec = EndpointSpec(
+        ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
+        root / DEFAULT_MODEL_DIR,
+        keep_alive_s=3600.0,
+    )
     with lambda_twin(root, state_dir, console, endpoints=(spec,)) as functions:
         yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(DEFAULT_MODEL_DIR))
 
 
 # --target name -> (root, state_dir, console) -> a context manager yielding a Target.
 TARGETS: dict[str, Callable[[Path, Path, Any], AbstractContextManager[Target]]] = {
-    "lambda": lambda_twin, "sagemaker": sagemaker_twin,
+    "lambda": lambda_twin,
+    "sagemaker": sagemaker_twin,
 }
 
 
@@ -329,21 +362,32 @@ def summarize(series: dict[str, Series]) -> dict[str, Any]:
     return out
 
 
-def report(console: Any, series: dict[str, Series], results: dict[str, Any], args: argparse.Namespace,
-           elapsed: float) -> None:
+def report(
+    console: Any, series: dict[str, Series], results: dict[str, Any], args: argparse.Namespace, elapsed: float
+) -> None:
     import os
     import platform
 
     from rich.table import Table
 
-    table = Table(title=f"cold starts ({args.cold} each) and warm requests ({args.warm} each), ms, through the "
-                  "HTTPS Function URL", title_justify="left")
+    table = Table(
+        title=f"cold starts ({args.cold} each) and warm requests ({args.warm} each), ms, through the "
+        "HTTPS Function URL",
+        title_justify="left",
+    )
     for column in ("function", "cold p50", "cold p99", "INIT p50", "INIT p99", "warm p50", "warm p99"):
         table.add_column(column, justify="left" if column == "function" else "right")
     for name in FUNCTIONS:
         r = results[name]
-        table.add_row(name, f"{r['cold_p50_ms']:.1f}", f"{r['cold_p99_ms']:.1f}", f"{r['init_p50_ms']:.1f}",
-                      f"{r['init_p99_ms']:.1f}", f"{r['warm_p50_ms']:.2f}", f"{r['warm_p99_ms']:.2f}")
+        table.add_row(
+            name,
+            f"{r['cold_p50_ms']:.1f}",
+            f"{r['cold_p99_ms']:.1f}",
+            f"{r['init_p50_ms']:.1f}",
+            f"{r['init_p99_ms']:.1f}",
+            f"{r['warm_p50_ms']:.2f}",
+            f"{r['warm_p99_ms']:.2f}",
+        )
     console.print(table)
     for name in FUNCTIONS:
         console.print(f"  {name}: {results[name]['what']}", style="dim", highlight=False)
@@ -361,14 +405,21 @@ def report(console: Any, series: dict[str, Series], results: dict[str, Any], arg
     if "sagemaker" in results:
         report_sagemaker(console, results, args)
     results["meta"] = {
-        "target": args.target, "cold": args.cold, "warm": args.warm, "seconds": round(elapsed, 1),
-        "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+        "target": args.target,
+        "cold": args.cold,
+        "warm": args.warm,
+        "seconds": round(elapsed, 1),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
     }
     plot(series, results, args.png)
     console.print(f"plot: {args.png}   ({elapsed:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({k: v for k, v in results.items() if not k.startswith("_")}, indent=2))
+        args.json.write_text(
+            json.dumps({k: v for k, v in results.items() if not k.startswith("_")}, indent=2)
+        )
         console.print(f"json: {args.json}")
 
 
@@ -376,21 +427,45 @@ def report_sagemaker(console: Any, results: dict[str, Any], args: argparse.Names
     from rich.table import Table
 
     sm, default = results["sagemaker"], results["default"]
-    table = Table(title=f"SageMaker Serverless beside Lambda ({args.cold} cold, {args.warm} warm), ms",
-                  title_justify="left")
-    for column in ("where", "start -> ready p50", "start -> ready p99", "cold p50", "cold p99", "warm p50",
-                   "warm p99"):
+    table = Table(
+        title=f"SageMaker Serverless beside Lambda ({args.cold} cold, {args.warm} warm), ms",
+        title_justify="left",
+    )
+    for column in (
+        "where",
+        "start -> ready p50",
+        "start -> ready p99",
+        "cold p50",
+        "cold p99",
+        "warm p50",
+        "warm p99",
+    ):
         table.add_column(column, justify="left" if column == "where" else "right")
-    table.add_row("SageMaker (process -> /ping 200)", f"{sm['ping_ready_p50_ms']:.1f}", f"{sm['ping_ready_p99_ms']:.1f}",
-                  f"{sm['cold_p50_ms']:.1f}", f"{sm['cold_p99_ms']:.1f}", f"{sm['warm_p50_ms']:.2f}",
-                  f"{sm['warm_p99_ms']:.2f}")
-    table.add_row("Lambda default (spawn -> INIT done)", f"{default['init_p50_ms']:.1f}", f"{default['init_p99_ms']:.1f}",
-                  f"{default['cold_p50_ms']:.1f}", f"{default['cold_p99_ms']:.1f}", f"{default['warm_p50_ms']:.2f}",
-                  f"{default['warm_p99_ms']:.2f}")
+    table.add_row(
+        "SageMaker (process -> /ping 200)",
+        f"{sm['ping_ready_p50_ms']:.1f}",
+        f"{sm['ping_ready_p99_ms']:.1f}",
+        f"{sm['cold_p50_ms']:.1f}",
+        f"{sm['cold_p99_ms']:.1f}",
+        f"{sm['warm_p50_ms']:.2f}",
+        f"{sm['warm_p99_ms']:.2f}",
+    )
+    table.add_row(
+        "Lambda default (spawn -> INIT done)",
+        f"{default['init_p50_ms']:.1f}",
+        f"{default['init_p99_ms']:.1f}",
+        f"{default['cold_p50_ms']:.1f}",
+        f"{default['cold_p99_ms']:.1f}",
+        f"{default['warm_p50_ms']:.2f}",
+        f"{default['warm_p99_ms']:.2f}",
+    )
     console.print(table)
-    console.print(f"  SageMaker: {sm['what']}; the socket accepted connections after {sm['listening_p50_ms']:.1f} ms "
-                  "(p50). Lambda: HTTPS Function URL, raw client; SageMaker: boto3 (signing included).",
-                  style="dim", highlight=False)
+    console.print(
+        f"  SageMaker: {sm['what']}; the socket accepted connections after {sm['listening_p50_ms']:.1f} ms "
+        "(p50). Lambda: HTTPS Function URL, raw client; SageMaker: boto3 (signing included).",
+        style="dim",
+        highlight=False,
+    )
     series = results.get("_sagemaker_series")
     if series:
         plot_sagemaker(series, results, args.png.with_name(args.png.stem + "-sagemaker.png"))
@@ -404,8 +479,11 @@ def plot_sagemaker(series: dict[str, list[float]], results: dict[str, Any], path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    panels = (("process start -> /ping 200 (ms)", series["ready"]), ("cold request, client-seen (ms)", series["cold"]),
-              ("warm request, client-seen (ms)", series["warm"]))
+    panels = (
+        ("process start -> /ping 200 (ms)", series["ready"]),
+        ("cold request, client-seen (ms)", series["cold"]),
+        ("warm request, client-seen (ms)", series["warm"]),
+    )
     for ax, (title, data) in zip(axes, panels, strict=True):
         ax.boxplot([data], showfliers=True)
         ax.scatter([1] * len(data), data, s=8, alpha=0.5, color="#2ca02c")
@@ -414,8 +492,10 @@ def plot_sagemaker(series: dict[str, list[float]], results: dict[str, Any], path
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     sm = results["sagemaker"]
-    fig.suptitle(f"SageMaker Serverless in the twin: ready p50 {sm['ping_ready_p50_ms']:.0f} ms, "
-                 f"cold p50 {sm['cold_p50_ms']:.0f} ms, warm p50 {sm['warm_p50_ms']:.1f} ms")
+    fig.suptitle(
+        f"SageMaker Serverless in the twin: ready p50 {sm['ping_ready_p50_ms']:.0f} ms, "
+        f"cold p50 {sm['cold_p50_ms']:.0f} ms, warm p50 {sm['warm_p50_ms']:.1f} ms"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -431,7 +511,10 @@ def plot(series: dict[str, Series], results: dict[str, Any], path: Path) -> None
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
     panels = (
         ("cold start, client-seen (ms)", {n: [s.client_ms for s in series[n].cold] for n in FUNCTIONS}),
-        ("INIT: spawn -> first /next (ms)", {n: [s.init_ms or 0.0 for s in series[n].cold] for n in FUNCTIONS}),
+        (
+            "INIT: spawn -> first /next (ms)",
+            {n: [s.init_ms or 0.0 for s in series[n].cold] for n in FUNCTIONS},
+        ),
         ("warm request, client-seen (ms)", {n: series[n].warm for n in FUNCTIONS}),
     )
     colors = {"default": "#1f77b4", "naive": "#d62728", "floor": "#7f7f7f"}
@@ -444,8 +527,10 @@ def plot(series: dict[str, Series], results: dict[str, Any], path: Path) -> None
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     ratios = results["ratios"]
-    fig.suptitle(f"preheat bench coldstart: default cold p50 = {ratios['default_over_floor_cold_p50']:.2f}x floor, "
-                 f"{ratios['default_over_naive_cold_p50']:.2f}x naive")
+    fig.suptitle(
+        f"preheat bench coldstart: default cold p50 = {ratios['default_over_floor_cold_p50']:.2f}x floor, "
+        f"{ratios['default_over_naive_cold_p50']:.2f}x naive"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
