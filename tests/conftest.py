@@ -92,6 +92,7 @@ def log_lines(text: str) -> list[dict[str, Any]]:
     out = []
     for line in text.splitlines():
         line = line.strip()
-        if line.startswith("{") and '"message"' in line and '"_aws"' not in line:
+        # The per-invocation record rides in its EMF blob (functions/metrics/telemetry.py).
+        if line.startswith("{") and '"message"' in line:
             out.append(json.loads(line))
     return out

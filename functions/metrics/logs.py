@@ -20,6 +20,26 @@ def timestamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f",{int(seconds % 1 * 1000):03d}+0000"
 
 
+class Clock:
+    """timestamp() for a caller that logs many times a second: the formatted second is reused."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def timestamp(self, seconds: float) -> str:
+        second = int(seconds)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return f"{self._prefix},{int(seconds % 1 * 1000):03d}+0000"
+
+
+def trace_id() -> str | None:
+    """The X-Ray trace id Lambda sets per invocation, as Powertools Logger reports it."""
+    trace = os.environ.get("_X_AMZN_TRACE_ID")
+    return trace.split(";", 1)[0].removeprefix("Root=") if trace else None
+
+
 class JsonLogger:
     def __init__(self, service: str, stream: TextIO | None = None) -> None:
         self.service = service
@@ -39,9 +59,9 @@ class JsonLogger:
             "service": self.service,
         }
         record.update(fields)
-        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        trace = trace_id()
         if trace:
-            record["xray_trace_id"] = trace.split(";", 1)[0].removeprefix("Root=")
+            record["xray_trace_id"] = trace
         stream = self._stream or sys.stdout
         stream.write(_encoder.encode(record).decode() + "\n")
 

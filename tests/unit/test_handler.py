@@ -127,6 +127,9 @@ def test_cold_then_warm_with_metrics(
     assert warm["Latency"][0] == pytest.approx(logs[1]["latency_ms"], abs=0.01)
     assert [entry["start"] for entry in logs] == ["cold", "warm"]
     assert all(entry["route"] == "embeddings" and entry["status"] == 200 for entry in logs)
+    # One line per invocation: the log record rides in its EMF blob, as Powertools' metadata does.
+    assert len(logs) == 2 and all("_aws" in entry for entry in logs)
+    assert [entry["message"] for entry in logs] == ["invocation", "invocation"]
     assert "hello world" not in out  # request bodies are never logged
 
 
