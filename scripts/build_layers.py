@@ -1,5 +1,6 @@
 """`preheat build layers`: Lambda layers (model, deps for x86_64 and arm64, deps for the local Python),
-the SageMaker model.tar.gz and container context, with a size report against Lambda's limits."""
+the function's code with Python 3.12 bytecode, the SageMaker model.tar.gz and container context, with a
+size report against Lambda's limits."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     from functions.inference import manifest as manifests
     from functions.inference.errors import ModelLoadError
-    from layers import deps_layer, limits, model_layer, sagemaker_artifacts
+    from layers import bytecode, deps_layer, limits, model_layer, sagemaker_artifacts
+    from layers import function_code as function_code_bundle
     from layers.archive import unzipped_bytes
 
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
@@ -71,6 +73,18 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         function_code = unzipped_bytes(paths.FUNCTIONS)
+        if any(arch != "local" for arch in args.arch):
+            python = bytecode.find_interpreter("3.12")
+            progress(f"function code with bytecode for Lambda's python3.12 ({python})")
+            code = function_code_bundle.build(paths.ROOT, python)
+            function_code = unzipped_bytes(code.directory)
+            table.add_row(
+                str(code.directory.relative_to(paths.ROOT)),
+                str(code.modules),
+                f"{function_code / limits.MB:.1f}",
+                "",
+                f"the function's code -> {function_code_bundle.CODE_MOUNT}; {code.pycs} .pyc (Python 3.12)",
+            )
         for arch in args.arch:
             target = deps_layer.local_target() if arch == "local" else deps_layer.lambda_target(arch)
             layer = deps_layer.build(

@@ -23,6 +23,7 @@ from infra.constructs.code import inference_code
 # the local twin shares; runtime_environment is re-exported where it used to be.
 from infra.function_settings import ALIAS, inference_handler
 from infra.function_settings import runtime_environment as runtime_environment
+from layers import function_code
 
 IMAGE_DOCKERFILE = "infra/images/lambda.Dockerfile"
 # Tag on the scalable target: the controller may change scheduled actions only where it is present.
@@ -112,12 +113,21 @@ class InferenceFunction(Construct):
                 description=f"the runtime's dependencies for {cfg.architecture} (mounts at /opt/python)",
             )
             snapstart = cfg.warm_start == "snapstart"
+            # The code with Python 3.12 bytecode, when `preheat build layers` made it from these sources:
+            # /var/task is read-only, so code without bytecode is compiled on every cold start.
+            compiled = function_code.current(props.root)
+            if compiled is None:
+                cdk.Annotations.of(self).add_warning_v2(
+                    "preheat:code-without-bytecode",
+                    "the function's code ships without bytecode (build/code/inference is missing or older "
+                    "than functions/), so every cold start compiles it: run `preheat build layers`",
+                )
             self.function = lambda_.Function(
                 self,
                 "Function",
                 runtime=runtime,
                 handler=inference_handler(cfg),
-                code=inference_code(props.root),
+                code=lambda_.Code.from_asset(str(compiled)) if compiled else inference_code(props.root),
                 layers=[self.deps_layer, self.model_layer],
                 snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snapstart else None,
                 **common,  # type: ignore[arg-type]

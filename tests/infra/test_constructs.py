@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import BuildOutputs, Synth
+from tests.infra.conftest import ROOT, BuildOutputs, Synth, make_build_outputs
 
 
 def resources(template: Any, kind: str) -> dict[str, dict[str, Any]]:
@@ -671,3 +672,41 @@ def test_function_code_assets_hold_what_the_handler_imports(
     env = {**os.environ, **{k: v if isinstance(v, str) else "placeholder" for k, v in variables.items()}}
     proc = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# -- the function's code ------------------------------------------------------------------------------
+
+
+def test_function_code_ships_bytecode_only_when_built_from_these_sources(
+    synth: Synth, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import sys
+
+    from aws_cdk.assertions import Annotations
+
+    from layers import function_code
+
+    def repo(name: str) -> BuildOutputs:
+        root = tmp_path_factory.mktemp(name)
+        shutil.copytree(ROOT / "functions", root / "functions", ignore=shutil.ignore_patterns("__pycache__"))
+        built = make_build_outputs(root / "build")
+        return BuildOutputs(root, built.model_layer, built.deps_root, built.sagemaker_context, built.model_data)
+
+    def staged_handlers(stack: Any) -> list[Path]:
+        outdir = Path(stack.node.root.outdir)
+        return sorted(outdir.glob("asset.*/functions/inference/handler.py"))
+
+    plain = repo("plain")
+    stack, _ = synth(plain.context(**{"sagemaker.enabled": False}), root=plain.root)
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("without bytecode"))
+    assert warnings, "synth should say that the code ships without bytecode"
+    (handler,) = staged_handlers(stack)
+    assert not (handler.parent / "__pycache__").exists()
+
+    compiled = repo("compiled")
+    function_code.build(compiled.root, Path(sys.executable))
+    stack, _ = synth(compiled.context(**{"sagemaker.enabled": False}), root=compiled.root)
+    assert not Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("without bytecode"))
+    (handler,) = staged_handlers(stack)
+    assert (handler.parent / "__pycache__" / f"handler.{sys.implementation.cache_tag}.pyc").is_file()
+    assert not (handler.parents[2] / "functions" / "sagemaker").exists()

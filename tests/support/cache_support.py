@@ -86,7 +86,8 @@ def cache_counts(blobs: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Sum CacheHits/CacheMisses/CacheErrors per level over EMF blobs: {level: [hits, misses, errors]}."""
     totals: dict[str, list[float]] = {}
     for blob in blobs:
-        if "level" not in blob:
+        # Cache blobs only: an invocation's blob carries its log record, whose "level" is INFO.
+        if "level" not in blob or not any(n in blob for n in ("CacheHits", "CacheMisses", "CacheErrors")):
             continue
         row = totals.setdefault(blob["level"], [0.0, 0.0, 0.0])
         for i, name in enumerate(("CacheHits", "CacheMisses", "CacheErrors")):
