@@ -38,7 +38,8 @@ def default_space() -> tuple[QuantConfig, ...]:
     out to keep the build short: smoothing alone at alpha 0.5-0.8 (fails), per-node alphas (miss min
     cosine), block-wise int8 for kept nodes (passes, but MatMulNBits is ~5x slower per node on AVX2),
     kept nodes split LLM.int8()-style (16 or 64 outlier channels in fp32, the rest int8: 1.1x faster
-    than keeping them fp32, but pairwise Spearman 0.9939-0.9950 misses the gate)."""
+    than keeping them fp32, but pairwise Spearman 0.9939-0.9950 misses the gate), and attention as
+    MultiHeadAttention with Q, K, V as separate int8 MatMuls (5% slower than QAttention here)."""
     return (
         QuantConfig("dynamic-int8"),
         QuantConfig("dynamic-int8-smooth0.7-keep1-fp32", smooth_alpha=0.7, keep=1, keep_as="fp32"),
