@@ -46,8 +46,9 @@ class Target:
     local: bool
 
 
-def resolve_target(args: argparse.Namespace) -> Target:
-    """Where to read from: --endpoint-url, else --aws, else the twin recorded in <state-dir>/twin.json."""
+def resolve_target(args: argparse.Namespace) -> Target | None:
+    """Where to read from: --endpoint-url, else --aws, else the twin recorded in <state-dir>/twin.json;
+    None when there is no twin running."""
     state: dict[str, Any] = {}
     path = args.state_dir / "twin.json"
     if path.is_file():
@@ -62,24 +63,48 @@ def resolve_target(args: argparse.Namespace) -> Target:
         return Target(None, region, local=False)
     url = state.get("moto")
     if not isinstance(url, str) or not url:
-        raise SystemExit(
-            f"preheat dashboard: no CloudWatch to read: {path} has no twin's moto endpoint. Start the twin "
-            "(`preheat up`, or run `make demo`), or pass --endpoint-url URL, or --aws for real CloudWatch."
-        )
+        return None
     return Target(url, region, local=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    draw(
-        resolve_target(args),
-        args.out,
-        minutes=args.minutes,
-        period_seconds=args.period,
-        function_name=args.function_name,
-        console=Console(width=max(120, Console().width)),
+    from scripts import recording
+    from scripts.metrics_query import Window
+
+    console = Console(width=max(120, Console().width))
+    target = resolve_target(args)
+    if target is not None:
+        draw(
+            target,
+            args.out,
+            minutes=args.minutes,
+            period_seconds=args.period,
+            function_name=args.function_name,
+            console=console,
+        )
+        return 0
+    # No twin running: the last `preheat demo` left its AWS traffic recorded beside its dashboard.
+    demo = recording.load_run(args.out)
+    if demo is None:
+        raise SystemExit(
+            f"preheat dashboard: no CloudWatch to read: {args.state_dir / 'twin.json'} has no running twin's "
+            f"moto, and {args.out} holds no recorded demo run. Run `make demo` (it records its run), start "
+            "the twin (`preheat up`), or pass --endpoint-url URL, or --aws for real CloudWatch."
+        )
+    console.print(
+        f"no twin running: replaying the last demo run ({demo.start:%Y-%m-%d %H:%M}–{demo.end:%H:%M} UTC, "
+        f"{demo.requests} recorded AWS requests) into a local moto"
     )
+    with recording.replayed(args.out / recording.RECORDING) as url:
+        draw(
+            Target(url, args.region or "us-east-1", local=True),
+            args.out,
+            function_name=demo.function_name,
+            console=console,
+            window=Window(demo.start, demo.end, demo.period_seconds),
+        )
     return 0
 
 
@@ -92,6 +117,7 @@ def draw(
     function_name: str = DEFAULT_FUNCTION,
     console: Any = None,
     summary: bool = True,
+    window: Window | None = None,
 ) -> tuple[Path, Path, Path]:
     """Query `target` for the deployed dashboard's series and write dashboard.{png,html,json} to `out`.
     Also what `preheat demo` calls before its twin (and the twin's moto) stops."""
@@ -107,6 +133,8 @@ def draw(
     context = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
     config = PreheatConfig.from_context(context)
     definition = spec.for_config(config, function_name=function_name)
+    if window is not None:
+        period_seconds = window.period_seconds
     if period_seconds:
         definition = replace(definition, period_seconds=period_seconds)
     kwargs: dict[str, Any] = {"region_name": target.region}
@@ -117,7 +145,7 @@ def draw(
     source = CloudWatchSource(
         boto3.client("cloudwatch", **kwargs), boto3.client("logs", **kwargs), local=target.local
     )
-    window = Window.last(minutes, definition.period_seconds)
+    window = window or Window.last(minutes, definition.period_seconds)
     with console.status(
         f"querying {target.endpoint_url or 'CloudWatch'} for {len(list(definition.graphs()))} graphs"
     ):

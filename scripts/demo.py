@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{'isolated, from the built layers' if spec.isolated else 'on this environment'}; "
                   f"model {spec.env['PREHEAT_MODEL_DIR']}", highlight=False)
     try:
+        _record(console, state)
         code = _demo(console, state, args, model_name(model_dir))
         _draw_dashboard(console, state, started)
         return code
@@ -168,14 +169,36 @@ def _cloudwatch(console: object, twin: object) -> None:
     console.print(table)
 
 
-def _draw_dashboard(console: object, state: object, started: float) -> None:
-    """The deployed dashboard, drawn from this run's metrics while the twin's moto still holds them
-    (build/dashboard/); a failure here only costs the picture, never the demo."""
-    from scripts.dashboard import Target, draw
+def _record(console: object, state: object) -> None:
+    """Record what reaches the twin's moto, so that `preheat dashboard` can redraw this run after the
+    twin is gone (scripts/recording.py)."""
+    from scripts import recording
 
     try:
-        minutes = (time.perf_counter() - started) / 60 + 2
+        recording.start(state.moto)  # type: ignore[attr-defined]
+    except OSError as exc:
+        console.print(f"[yellow]not recording this run for `preheat dashboard`: {exc}")  # type: ignore[attr-defined]
+
+
+def _draw_dashboard(console: object, state: object, started: float) -> None:
+    """The deployed dashboard, drawn from this run's metrics while the twin's moto still holds them
+    (build/dashboard/), and the run's AWS traffic saved beside it for `preheat dashboard` later; a
+    failure here only costs the picture, never the demo."""
+    from scripts import recording
+    from scripts.dashboard import Target, draw
+    from scripts.metrics_query import Window
+    from scripts.twin.config import DEFAULT_FUNCTION
+
+    out = Path("build/dashboard")
+    try:
+        window = Window.last((time.perf_counter() - started) / 60 + 2, 10)
         target = Target(state.moto, state.region, local=True)  # type: ignore[attr-defined]
-        draw(target, Path("build/dashboard"), minutes=minutes, period_seconds=10, console=console, summary=False)
+        draw(target, out, console=console, summary=False, window=window)
+        saved = recording.save(
+            state.moto,  # type: ignore[attr-defined]
+            out,
+            recording.Run(window.start, window.end, window.period_seconds, DEFAULT_FUNCTION, 0),
+        )
+        console.print(f"recorded this run's AWS traffic in {saved}: `preheat dashboard` redraws it after the twin stops")  # type: ignore[attr-defined]
     except Exception as exc:
         console.print(f"[yellow]could not draw the dashboard: {exc}")  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import socket
 import sys
 import zipfile
@@ -55,6 +56,8 @@ class MotoServer:
                 self._process = await asyncio.create_subprocess_exec(
                     *self.wrapper, sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port),
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                    # moto's recorder (off unless started, see scripts/recording.py) writes here.
+                    env={**os.environ, "MOTO_RECORDER_FILEPATH": str(self.log_path.with_name("moto-recording.jsonl"))},
                 )
             while loop.time() < deadline:
                 if self._process.returncode is not None:

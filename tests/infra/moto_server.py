@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,13 +14,14 @@ from typing import Any
 class MotoServer:
     """Port 0: the OS picks a free port and moto_server reports it; we read it back from its log."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self._file = log.open("w")
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", "0"],
             stdout=self._file,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         self.url = self._wait_for_url()
 

@@ -191,8 +191,7 @@ def test_target_comes_from_the_twin_state(tmp_path: Path) -> None:
     add_arguments(parser)
     state = tmp_path / ".preheat"
     state.mkdir()
-    with pytest.raises(SystemExit, match="preheat up"):
-        resolve_target(parser.parse_args(["--state-dir", str(state)]))
+    assert resolve_target(parser.parse_args(["--state-dir", str(state)])) is None  # no twin running
     (state / "twin.json").write_text(json.dumps({"moto": "http://127.0.0.1:5555", "region": "eu-west-1"}))
     target = resolve_target(parser.parse_args(["--state-dir", str(state)]))
     assert (target.endpoint_url, target.region, target.local) == ("http://127.0.0.1:5555", "eu-west-1", True)
@@ -238,3 +237,52 @@ def test_dashboard_draws_what_the_real_handler_emitted(
     assert cold["cold p99"][t] > warm["warm p99"][t], "a cold start includes the instance's init"
     rate = series(data, "Cold-start rate (% of requests)")["cold starts, % of requests"]
     assert rate[t] == pytest.approx(100 / 12)
+
+
+def test_without_a_twin_or_a_recorded_run_it_says_what_to_run(tmp_path: Path) -> None:
+    from scripts.cli import main
+
+    with pytest.raises(SystemExit, match="make demo"):
+        main(["dashboard", "--state-dir", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+
+
+def test_a_recorded_run_is_redrawn_after_its_moto_is_gone(tmp_path: Path) -> None:
+    """What `make demo` then `preheat dashboard` does: record the run's AWS traffic, stop that moto,
+    replay the recording into a fresh one, and draw the same series."""
+    from scripts import recording
+    from scripts.cli import main
+    from scripts.metrics_query import Window
+
+    server = MotoServer(tmp_path / "moto.log", env={"MOTO_RECORDER_FILEPATH": str(tmp_path / "rec.jsonl")})
+    try:
+        recording.start(server.url)
+        a = minute(4)
+        records = [("cold", 12.0), ("cold", 18.0)] + [("warm", float(v)) for v in range(1, 41)]
+        ship(server, at(emf_lines(records), a))
+        live, _ = run_dashboard(server, tmp_path / "live")
+        window = Window(
+            datetime.fromisoformat(live["start"]), datetime.fromisoformat(live["end"]), live["period_seconds"]
+        )
+        saved = recording.save(
+            server.url,
+            tmp_path / "out",
+            recording.Run(window.start, window.end, window.period_seconds, "f", 0),
+        )
+    finally:
+        server.stop()
+    assert saved.read_text().count("PutMetricData") >= 1
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["dashboard", "--state-dir", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    assert code == 0 and "replaying the last demo run" in " ".join(stdout.getvalue().split())
+    replayed = json.loads((tmp_path / "out" / "dashboard.json").read_text())
+    assert (replayed["start"], replayed["end"]) == (live["start"], live["end"])
+    ta = a.isoformat()
+    assert series(replayed, "Cold-start latency (ms), start=cold")["cold p50"] == {ta: 262.0}
+    assert series(replayed, "Warm latency (ms), start=warm")["warm p50"] == {ta: 20.0}
+    for title in (
+        "Cold-start latency (ms), start=cold",
+        "Warm latency (ms), start=warm",
+        "Cold-start rate (% of requests)",
+    ):
+        assert series(replayed, title) == series(live, title)
