@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from functions.inference import envvars
 from functions.inference.errors import ConfigError
 
 MiB = 1024 * 1024
@@ -89,7 +90,7 @@ class CacheSettings:
             raise ConfigError(
                 f"AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL must be an http(s) URL, got {endpoint_url!r}"
             )
-        max_value = _int(
+        max_value = envvars.integer(
             env,
             "PREHEAT_CACHE_MAX_VALUE_BYTES",
             DEFAULT_MAX_VALUE_BYTES,
@@ -107,16 +108,18 @@ class CacheSettings:
                 "unset it (default: sync on Lambda, background elsewhere)"
             )
         return cls(
-            memory_bytes=_int(env, "PREHEAT_CACHE_MEMORY_BYTES", DEFAULT_MEMORY_BYTES, minimum=0),
+            memory_bytes=envvars.integer(env, "PREHEAT_CACHE_MEMORY_BYTES", DEFAULT_MEMORY_BYTES, minimum=0),
             table=table,
             redis_url=redis_url,
-            ttl_seconds=_int(
+            ttl_seconds=envvars.integer(
                 env, "PREHEAT_CACHE_TTL_SECONDS", DEFAULT_TTL_SECONDS, minimum=1, maximum=366 * 24 * 3600
             ),
-            timeout_ms=_int(env, "PREHEAT_CACHE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, minimum=1, maximum=10_000),
+            timeout_ms=envvars.integer(
+                env, "PREHEAT_CACHE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, minimum=1, maximum=10_000
+            ),
             max_value_bytes=max_value,
             write=write,
-            metrics_interval_seconds=_int(
+            metrics_interval_seconds=envvars.integer(
                 env, "PREHEAT_CACHE_METRICS_INTERVAL_MS", 1000, minimum=0, maximum=60_000
             )
             / 1000,
@@ -147,19 +150,3 @@ def check_redis_url(url: str) -> None:
 def _redact(url: str) -> str:
     """Never echo a password into logs or error messages."""
     return re.sub(r"//[^@/]*@", "//***@", url)
-
-
-def _int(env: Mapping[str, str], key: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(
-            f"{key} must be an integer, got {raw!r}: fix it or unset it (default {default})"
-        ) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ConfigError(f"{key} must be {bounds}, got {value}: fix it or unset it (default {default})")
-    return value

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from functions.cache.settings import CacheSettings
+from functions.inference import envvars
 from functions.inference.errors import ConfigError
 
 # Lambda allocates CPU in proportion to memory: one full vCPU at 1,769 MB, six at 10,240 MB.
@@ -44,18 +45,22 @@ class Settings:
             )
         return cls(
             model_dir=Path(env.get("PREHEAT_MODEL_DIR", "/opt/model")),
-            threads=_int(env, "PREHEAT_THREADS", default_threads(env), minimum=1, maximum=64),
-            max_request_bytes=_int(env, "PREHEAT_MAX_REQUEST_BYTES", LAMBDA_SYNC_PAYLOAD_BYTES, minimum=1024),
-            max_response_bytes=_int(
+            threads=envvars.integer(env, "PREHEAT_THREADS", default_threads(env), minimum=1, maximum=64),
+            max_request_bytes=envvars.integer(
+                env, "PREHEAT_MAX_REQUEST_BYTES", LAMBDA_SYNC_PAYLOAD_BYTES, minimum=1024
+            ),
+            max_response_bytes=envvars.integer(
                 env, "PREHEAT_MAX_RESPONSE_BYTES", LAMBDA_SYNC_PAYLOAD_BYTES, minimum=1024
             ),
-            max_inputs=_int(env, "PREHEAT_MAX_INPUTS", 2048, minimum=1, maximum=100_000),
-            batch_size=_int(env, "PREHEAT_BATCH_SIZE", 32, minimum=1, maximum=4096),
-            truncate=_bool(env, "PREHEAT_TRUNCATE", True),
+            max_inputs=envvars.integer(env, "PREHEAT_MAX_INPUTS", 2048, minimum=1, maximum=100_000),
+            batch_size=envvars.integer(env, "PREHEAT_BATCH_SIZE", 32, minimum=1, maximum=4096),
+            truncate=envvars.boolean(env, "PREHEAT_TRUNCATE", True),
             base_path=base_path,
             service=env.get("POWERTOOLS_SERVICE_NAME", "preheat") or "preheat",
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Preheat") or "Preheat",
-            max_warmup_hold_ms=_int(env, "PREHEAT_WARMUP_MAX_HOLD_MS", 5000, minimum=0, maximum=60_000),
+            max_warmup_hold_ms=envvars.integer(
+                env, "PREHEAT_WARMUP_MAX_HOLD_MS", 5000, minimum=0, maximum=60_000
+            ),
             cache=CacheSettings.from_env(env),
         )
 
@@ -69,35 +74,3 @@ def default_threads(env: Mapping[str, str]) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _int(env: Mapping[str, str], key: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(
-            f"{key} must be an integer, got {raw!r}: fix it or unset it (default {default})"
-        ) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ConfigError(f"{key} must be {bounds}, got {value}: fix it or unset it (default {default})")
-    return value
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{key} must be true or false, got {raw!r}: fix it or unset it (default {default})")

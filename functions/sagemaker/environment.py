@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from functions.inference.errors import ConfigError
+from functions.inference import envvars
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 SAGEMAKER_PORT = 8080
@@ -36,10 +36,12 @@ class ContainerSettings:
         host = env.get("PREHEAT_BIND_HOST", "").strip() or "0.0.0.0"
         return cls(
             host=host,
-            port=_int(env, "SAGEMAKER_BIND_TO_PORT", SAGEMAKER_PORT, minimum=1, maximum=65535),
-            workers=_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, minimum=1, maximum=64),
+            port=envvars.integer(env, "SAGEMAKER_BIND_TO_PORT", SAGEMAKER_PORT, minimum=1, maximum=65535),
+            workers=envvars.integer(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, minimum=1, maximum=64),
             timeout_s=float(
-                _int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", INVOCATION_TIMEOUT_S, minimum=1, maximum=3600)
+                envvars.integer(
+                    env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", INVOCATION_TIMEOUT_S, minimum=1, maximum=3600
+                )
             ),
             defaults={
                 "PREHEAT_MODEL_DIR": SAGEMAKER_MODEL_DIR,
@@ -52,18 +54,3 @@ class ContainerSettings:
         for key, value in (self.defaults or {}).items():
             if not env.get(key, "").strip():
                 env[key] = value
-
-
-def _int(env: Mapping[str, str], key: str, default: int, *, minimum: int, maximum: int) -> int:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be an integer, got {raw!r}: fix it or unset it (default {default})") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(
-            f"{key} must be between {minimum} and {maximum}, got {value}: fix it or unset it (default {default})"
-        )
-    return value
