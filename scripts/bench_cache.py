@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -365,7 +365,11 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
         """An instance's CachedEmbedder, configured as the runtime configures it: from settings."""
         # Writes as on Lambda (before answering), so each miss's latency includes its write.
         env = {"PREHEAT_CACHE_WRITE": "sync", **env}
-        settings = replace(CacheSettings.from_env(env), metrics_interval_seconds=3600.0, **overrides)
+        import msgspec
+
+        settings = msgspec.structs.replace(
+            CacheSettings.from_env(env), metrics_interval_seconds=3600.0, **overrides
+        )
         cache = EmbeddingCache.open(
             manifest, truncate=True, service="bench", namespace="PreheatBench", settings=settings, env=env
         )

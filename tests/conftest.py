@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 
 from functions.inference.runtime import Runtime
@@ -37,8 +38,7 @@ def tensor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_runtime() -> Callable[..., Runtime]:
     def make(model_dir: Path, **overrides: Any) -> Runtime:
         settings = Settings.from_env({"PREHEAT_MODEL_DIR": str(model_dir), "PREHEAT_THREADS": "1"})
-        fields = {**settings.__dict__, **overrides}
-        return Runtime.load(Settings(**fields))
+        return Runtime.load(msgspec.structs.replace(settings, **overrides))
 
     return make
 

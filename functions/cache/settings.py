@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import msgspec
 
 from functions.inference import envvars
 from functions.inference.errors import ConfigError
@@ -32,8 +33,7 @@ _TABLE_NAME = r"[A-Za-z0-9_.\-]{3,255}"
 _TABLE_ARN = r"arn:aws[a-z\-]*:dynamodb:[a-z0-9\-]+:\d{12}:table/[A-Za-z0-9_.\-]{3,255}"
 
 
-@dataclass(frozen=True)
-class CacheSettings:
+class CacheSettings(msgspec.Struct, frozen=True):
     memory_bytes: int = DEFAULT_MEMORY_BYTES  # 0 turns the in-process level off
     table: str | None = None  # DynamoDB table name or ARN: the shared tier
     redis_url: str | None = None  # redis:// or rediss:// URL: the shared tier instead

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,8 +19,7 @@ MANIFEST_FILE = "manifest.json"
 TASKS = ("text-embedding", "tensor")
 
 
-@dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(msgspec.Struct, frozen=True):
     """One input or output. `shape` holds ints for fixed axes and names for dynamic ones."""
 
     name: str
@@ -29,14 +27,12 @@ class TensorSpec:
     shape: tuple[int | str, ...]
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(msgspec.Struct, frozen=True):
     sha256: str
     bytes: int
 
 
-@dataclass(frozen=True)
-class TextSpec:
+class TextSpec(msgspec.Struct, frozen=True):
     """How a text-embedding model turns text into tensors and tensors into one vector per text."""
 
     tokenizer: str = "tokenizer.json"
@@ -47,15 +43,13 @@ class TextSpec:
     output: str = "last_hidden_state"
 
 
-@dataclass(frozen=True)
-class SessionHints:
+class SessionHints(msgspec.Struct, frozen=True):
     """How ONNX Runtime should load the file. `disabled` means the graph was optimized offline."""
 
     graph_optimization: str = "all"
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(msgspec.Struct, frozen=True):
     name: str
     version: str
     task: str
@@ -66,10 +60,10 @@ class Manifest:
     schema_version: int = 1
     text: TextSpec | None = None
     aliases: tuple[str, ...] = ()
-    session: SessionHints = field(default_factory=SessionHints)
-    source: dict[str, Any] = field(default_factory=dict)
-    tools: dict[str, str] = field(default_factory=dict)
-    build: dict[str, Any] = field(default_factory=dict)
+    session: SessionHints = msgspec.field(default_factory=SessionHints)
+    source: dict[str, Any] = msgspec.field(default_factory=dict)
+    tools: dict[str, str] = msgspec.field(default_factory=dict)
+    build: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

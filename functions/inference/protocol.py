@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+import msgspec
 
 from functions.inference.dataplane import ENCODER, JSON, DataPlane, Reply
 from functions.inference.errors import (
@@ -49,18 +50,16 @@ DOCS_PATH = "/docs"
 ASGI_ONLY_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH, DOCS_PATH + "/oauth2-redirect"})
 
 
-@dataclass(frozen=True)
-class HttpRequest:
+class HttpRequest(msgspec.Struct, frozen=True):
     method: str
     path: str
     body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)  # names in lower case
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)  # names in lower case
     query: str = ""
     request_id: str = ""
 
 
-@dataclass(frozen=True)
-class HttpResponse:
+class HttpResponse(msgspec.Struct, frozen=True):
     status: int
     body: bytes
     headers: dict[str, str]
@@ -71,8 +70,7 @@ class HttpResponse:
 Handler = Callable[[HttpRequest, Mapping[str, str]], Reply]
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     method: str
     path: str
     name: str

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from functions.cache import EmbeddingCache
 from functions.inference import manifest as manifests
@@ -25,8 +26,7 @@ from functions.inference.tasks.embedding import Embedder, TextEmbedder
 from functions.inference.tasks.tensor import TensorTask
 
 
-@dataclass(frozen=True)
-class Runtime:
+class Runtime(msgspec.Struct, frozen=True):
     settings: Settings
     manifest: Manifest
     task: Task

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from functions.cache.settings import CacheSettings
 from functions.inference import envvars
@@ -20,8 +21,7 @@ LAMBDA_MB_PER_VCPU = 1769
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     model_dir: Path = Path("/opt/model")
     threads: int = 1
     max_request_bytes: int = LAMBDA_SYNC_PAYLOAD_BYTES
@@ -33,7 +33,7 @@ class Settings:
     service: str = "preheat"
     metrics_namespace: str = "Preheat"
     max_warmup_hold_ms: int = 5000
-    cache: CacheSettings = field(default_factory=CacheSettings)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

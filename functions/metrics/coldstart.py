@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 START_KINDS = ("cold", "provisioned", "restore", "warm", "warmup")
 
@@ -17,8 +18,7 @@ _FIRST_BY_INIT_TYPE = {
 }
 
 
-@dataclass(frozen=True)
-class Start:
+class Start(msgspec.Struct, frozen=True):
     kind: str  # one of START_KINDS
     first: bool  # the first invocation this instance serves
     instance_id: str

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,7 +52,7 @@ def test_manifest_text_settings_are_part_of_the_key(embedding_dir: Path) -> None
     manifest = manifests.load(embedding_dir)
     assert manifest.text is not None
     base = embedding_keyspace(manifest, truncate=True)
-    pooled = dataclasses.replace(manifest, text=dataclasses.replace(manifest.text, pooling="cls"))
+    pooled = msgspec.structs.replace(manifest, text=msgspec.structs.replace(manifest.text, pooling="cls"))
     # Same files (same model_id), different answers: must not share keys.
     assert pooled.model_id == manifest.model_id
     assert embedding_keyspace(pooled, truncate=True).key("x") != base.key("x")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
 import numpy as np
 from tokenizers import Tokenizer
 
@@ -23,8 +23,7 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
-@dataclass(frozen=True)
-class Embeddings:
+class Embeddings(msgspec.Struct, frozen=True):
     vectors: np.ndarray  # [n, dimensions] float32, rows in request order
     tokens: tuple[int, ...]  # tokens seen by the model per text, after truncation
     served_by: str = "miss"  # which cache level answered; "miss" when the model ran
