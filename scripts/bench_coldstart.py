@@ -34,7 +34,7 @@ FUNCTIONS = ("default", "naive", "floor")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cold", type=int, default=10, help="cold starts per function (default 10)")
+    parser.add_argument("--cold", type=int, default=20, help="cold starts per function (default 20)")
     parser.add_argument("--warm", type=int, default=100, help="warm requests per function (default 100)")
     parser.add_argument("--target", choices=sorted(TARGETS), default="lambda", help="where the functions run")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
