@@ -1,5 +1,6 @@
-"""Structured JSON log lines in Powertools Logger's layout (level, location, message, timestamp,
-service, then the fields), written with msgspec: ~5 µs a line instead of ~60 µs."""
+"""Structured JSON logs in Powertools Logger's layout (level, location, message, timestamp, service,
+then the fields), encoded with msgspec: the stdlib formatter for the serving core's `logging` calls,
+and the timestamp and trace id the per-invocation record (telemetry.py) uses."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, TextIO
+from typing import Any
 
 import msgspec
 
@@ -38,32 +39,6 @@ def trace_id() -> str | None:
     """The X-Ray trace id Lambda sets per invocation, as Powertools Logger reports it."""
     trace = os.environ.get("_X_AMZN_TRACE_ID")
     return trace.split(";", 1)[0].removeprefix("Root=") if trace else None
-
-
-class JsonLogger:
-    def __init__(self, service: str, stream: TextIO | None = None) -> None:
-        self.service = service
-        self._stream = stream
-
-    def info(self, message: str, location: str, **fields: Any) -> None:
-        self.write("INFO", message, location, fields)
-
-    def write(
-        self, level: str, message: str, location: str, fields: dict[str, Any], when: float | None = None
-    ) -> None:
-        record: dict[str, Any] = {
-            "level": level,
-            "location": location,
-            "message": message,
-            "timestamp": timestamp(time.time() if when is None else when),
-            "service": self.service,
-        }
-        record.update(fields)
-        trace = trace_id()
-        if trace:
-            record["xray_trace_id"] = trace
-        stream = self._stream or sys.stdout
-        stream.write(_encoder.encode(record).decode() + "\n")
 
 
 class JsonFormatter(logging.Formatter):
