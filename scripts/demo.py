@@ -197,7 +197,7 @@ def _draw_dashboard(console: object, state: object, started: float) -> None:
         saved = recording.save(
             state.moto,  # type: ignore[attr-defined]
             out,
-            recording.Run(window.start, window.end, window.period_seconds, DEFAULT_FUNCTION, 0),
+            recording.Run(window.start, window.end, window.period_seconds, DEFAULT_FUNCTION),
         )
         console.print(f"recorded this run's AWS traffic in {saved}: `preheat dashboard` redraws it after the twin stops")  # type: ignore[attr-defined]
     except Exception as exc:

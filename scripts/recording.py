@@ -32,7 +32,7 @@ class Run:
     end: datetime
     period_seconds: int
     function_name: str
-    requests: int
+    requests: int = 0  # filled in from the recording by save()/load_run()
 
 
 def _post(url: str) -> bytes:

@@ -11,6 +11,8 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 
+from layers import function_code
+
 _NOISE = ("**/__pycache__", "**/*.pyc", "**/.DS_Store")
 
 
@@ -21,10 +23,5 @@ def source_code(root: Path, packages: tuple[str, ...], *, drop: tuple[str, ...] 
 
 
 def inference_code(root: Path) -> lambda_.Code:
-    # The SageMaker container and the benchmark baselines are not part of the Lambda function.
-    return source_code(root, ("functions",), drop=("functions/sagemaker", "functions/baselines"))
-
-
-def warmers_code(root: Path) -> lambda_.Code:
-    # Imports flow warmers -> functions; the warmer and controller need nothing else.
-    return source_code(root, ("warmers", "functions"), drop=("functions/sagemaker", "functions/baselines"))
+    # What the function ships is defined once, beside the bytecode bundle built from it.
+    return source_code(root, function_code.PACKAGES, drop=function_code.DROP)

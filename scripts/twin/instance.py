@@ -27,7 +27,7 @@ from scripts.twin.runtime_api import InitError, Invocation, Outcome, RuntimeApi
 
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned-concurrency"
-_LINE_LIMIT = 1024 * 1024
+LINE_LIMIT = 1024 * 1024
 
 
 class State(enum.Enum):
@@ -211,7 +211,7 @@ class Instance:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                limit=_LINE_LIMIT,
+                limit=LINE_LIMIT,
             )
         except OSError as exc:
             self.stop()
@@ -276,18 +276,14 @@ class Instance:
     def stop(self) -> None:
         """Kill the process (Lambda gives no grace to a reaped or failed environment)."""
         self.state = State.DEAD
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+        kill(self._process)
         self.api.close()
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         if self._process is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._exited), timeout)
-        for task in self._tasks:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(task), 1.0)
+        await settle(self._tasks)
 
     @property
     def exited(self) -> asyncio.Future[int]:
@@ -301,19 +297,38 @@ class Instance:
 
     async def _read_output(self) -> None:
         assert self._process is not None and self._process.stdout is not None
-        stream = self._process.stdout
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: take it in pieces
-                raw = await stream.read(_LINE_LIMIT)
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.captured.append(line)
-            if len(self.captured) > 2000:
-                del self.captured[:1000]
-            self._on_line(self, line)
+        await pump_lines(self._process.stdout, self.captured, lambda line: self._on_line(self, line))
+
+
+async def pump_lines(stream: asyncio.StreamReader, captured: list[str], on_line: Callable[[str], None]) -> None:
+    """A child's stdout, line by line, into `captured` (bounded) and `on_line`, until it closes.
+    Shared by Lambda instances and SageMaker containers."""
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line longer than the limit: take it in pieces
+            raw = await stream.read(LINE_LIMIT)
+        if not raw:
+            return
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        captured.append(line)
+        if len(captured) > 2000:
+            del captured[:1000]
+        on_line(line)
+
+
+def kill(process: asyncio.subprocess.Process | None) -> None:
+    """No grace, as Lambda and SageMaker give none to a reaped or failed environment."""
+    if process is not None and process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
+async def settle(tasks: list[asyncio.Task[None]]) -> None:
+    """Give a stopped child's reader tasks a moment to drain."""
+    for task in tasks:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), 1.0)
 
 
 def _message_of(body: bytes, fallback: str) -> str:

@@ -54,6 +54,7 @@ from functions.sagemaker.environment import (
 )
 from scripts.twin import emf
 from scripts.twin.http11 import Request, Response
+from scripts.twin.instance import State
 from scripts.twin.logs import FunctionLogs
 from scripts.twin.pool import Record, Records
 from scripts.twin.sagemaker_config import LOCAL_IMAGE, EndpointSpec
@@ -64,7 +65,6 @@ from scripts.twin.sagemaker_container import (
     ContainerError,
     ContainerLaunch,
     Setup,
-    State,
 )
 
 log = logging.getLogger("preheat.twin")

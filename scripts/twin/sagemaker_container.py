@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,23 +17,21 @@ from pathlib import Path
 
 from scripts.twin import http11
 from scripts.twin.http11 import Response
-from scripts.twin.instance import exit_description, max_memory_mb
+from scripts.twin.instance import (
+    LINE_LIMIT,
+    State,
+    exit_description,
+    kill,
+    max_memory_mb,
+    pump_lines,
+    settle,
+)
 from scripts.twin.moto import free_port
 
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned"
 PING_INTERVAL_S = 0.01
 PING_TIMEOUT_S = 2.0  # SageMaker's limit for one /ping answer
-_LINE_LIMIT = 1024 * 1024
-
-
-class State(enum.Enum):
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    DEAD = "dead"
-
-
 class ContainerError(Exception):
     """The container failed: it exited, overran a deadline, or never became healthy."""
 
@@ -112,7 +109,7 @@ class Container:
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *command, cwd=self.launch.code_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, limit=_LINE_LIMIT,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, limit=LINE_LIMIT,
             )
         except OSError as exc:
             self.stop()
@@ -181,33 +178,17 @@ class Container:
 
     def stop(self) -> None:
         self.state = State.DEAD
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+        kill(self._process)
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         if self._process is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._process.wait(), timeout)
-        for task in self._tasks:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(task), 1.0)
+        await settle(self._tasks)
 
     async def _read_output(self) -> None:
         assert self._process is not None and self._process.stdout is not None
-        stream = self._process.stdout
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:
-                raw = await stream.read(_LINE_LIMIT)
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.captured.append(line)
-            if len(self.captured) > 2000:
-                del self.captured[:1000]
-            self._on_line(self, line)
+        await pump_lines(self._process.stdout, self.captured, lambda line: self._on_line(self, line))
 
 
 def _ms(at: float, since: float) -> float:

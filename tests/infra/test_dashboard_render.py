@@ -266,7 +266,7 @@ def test_a_recorded_run_is_redrawn_after_its_moto_is_gone(tmp_path: Path) -> Non
         saved = recording.save(
             server.url,
             tmp_path / "out",
-            recording.Run(window.start, window.end, window.period_seconds, "f", 0),
+            recording.Run(window.start, window.end, window.period_seconds, "f"),
         )
     finally:
         server.stop()
