@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from functions.inference.manifest import Manifest, SessionHints, TensorSpec, TextSpec
-from layers import export, gate, modeldir, optimize, paths, search, textdata
+from layers import export, gate, modeldir, optimize, paths, search, textdata, wordpiece
 from layers.quantize import QuantConfig
 from layers.source import Source
 
@@ -69,7 +69,16 @@ def build_default(
         progress("exporting to ONNX with torch (offline) and checking it against PyTorch")
         diff = export.export(source.path, fp32 / "model.onnx")
         modeldir.write_tokenizer(source.path / "tokenizer.json", fp32 / "tokenizer.json", source.max_tokens)
-        text = _text_spec(source)
+        progress("compiling the tokenizer's WordPiece tables (and checking them against the library)")
+        compiled = wordpiece.compile_tokenizer(
+            fp32 / "tokenizer.json",
+            fp32,
+            max_tokens=source.max_tokens,
+            texts=textdata.heldout() + textdata.calibration(),
+        )
+        if compiled.path is None:
+            progress(f"the runtime will load tokenizer.json with the tokenizers library: {compiled.reason}")
+        text = _text_spec(source, wordpiece=compiled.path.name if compiled.path else None)
         common = _common(source, text)
         fp32_manifest = modeldir.write_manifest(
             fp32,
@@ -115,6 +124,8 @@ def build_default(
             for file in (chosen.path, optimize.data_file(chosen.path)):
                 shutil.copy2(file, slim / file.name)
         shutil.copy2(tokenizer_file, slim / "tokenizer.json")
+        if text.wordpiece is not None:
+            shutil.copy2(fp32 / text.wordpiece, slim / text.wordpiece)
         thresholds = gate.EmbeddingThresholds()
         manifest = modeldir.write_manifest(
             slim,
@@ -193,9 +204,10 @@ def _write_ort(
         raise SystemExit(f"the ORT-format model differs from its ONNX source (min cosine {worst:.6f})")
 
 
-def _text_spec(source: Source) -> TextSpec:
+def _text_spec(source: Source, *, wordpiece: str | None) -> TextSpec:
     return TextSpec(
         tokenizer="tokenizer.json",
+        wordpiece=wordpiece,
         max_tokens=source.max_tokens,
         pooling="mean",
         normalize=True,
@@ -246,16 +258,14 @@ def _encoder(
     texts: Sequence[str],
 ) -> search.Encoder:
     """Embeds texts exactly as the runtime serves them (same session options, tokenizer, pooling)."""
-    from tokenizers import Tokenizer
-
     from functions.inference.model import OnnxModel
-    from functions.inference.tasks.embedding import TextEmbedder
+    from functions.inference.tasks.embedding import TextEmbedder, load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_file.parent, text, truncate=True)
 
     def encode(model: Path, graph_optimization: str, batch: int) -> np.ndarray:
         onnx_model = OnnxModel.load(model, inputs, outputs, threads=1, graph_optimization=graph_optimization)
-        embedder = TextEmbedder(
-            onnx_model, Tokenizer.from_file(str(tokenizer_file)), text, batch_size=batch, truncate=True
-        )
+        embedder = TextEmbedder(onnx_model, tokenizer, text, batch_size=batch, truncate=True)
         if batch == 1:
             return np.concatenate([embedder.embed([t]).vectors for t in texts])
         return embedder.embed(list(texts)).vectors

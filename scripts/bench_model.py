@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from functions.inference import manifest as manifests
     from functions.inference.errors import ModelLoadError
     from functions.inference.model import OnnxModel
-    from functions.inference.tasks.embedding import TextEmbedder
+    from functions.inference.tasks.embedding import TextEmbedder, load_tokenizer
     from layers import gate, textdata
 
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         )
         created = (time.perf_counter() - started) * 1000
         assert manifest.text is not None
-        tokenizer = Tokenizer.from_file(str(dirs[name] / manifest.text.tokenizer))
+        tokenizer = load_tokenizer(dirs[name], manifest.text, truncate=True)
         return TextEmbedder(model, tokenizer, manifest.text, batch_size=32, truncate=True), created
 
     figures: dict[str, dict[str, object]] = {

@@ -36,6 +36,9 @@ class TextSpec(msgspec.Struct, frozen=True):
     """How a text-embedding model turns text into tensors and tensors into one vector per text."""
 
     tokenizer: str = "tokenizer.json"
+    # Tables compiled from `tokenizer` for BERT WordPiece (tasks/wordpiece.py): the same ids, without
+    # loading the tokenizers library at init. None: the library is used.
+    wordpiece: str | None = None
     max_tokens: int = 256
     pooling: str = "mean"
     normalize: bool = True
@@ -100,7 +103,9 @@ def load(model_dir: Path) -> Manifest:
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts:
             raise ModelLoadError(f"{path}: file name {name!r} must be relative to the model directory")
-    required = [manifest.model_file] + ([manifest.text.tokenizer] if manifest.text else [])
+    required = [manifest.model_file]
+    if manifest.text is not None:
+        required += [manifest.text.tokenizer] + ([manifest.text.wordpiece] if manifest.text.wordpiece else [])
     for name in required:
         if name not in manifest.files:
             raise ModelLoadError(f"{path}: {name} is used but has no checksum in 'files'")

@@ -54,3 +54,23 @@ def test_docs_import_fastapi_only_when_asked(embedding_dir: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, True, 200]
+
+
+def test_the_default_model_is_tokenized_without_the_tokenizers_library() -> None:
+    """Its manifest names compiled WordPiece tables: loading `tokenizers` (40-60 ms) is left out of INIT
+    and out of requests."""
+    from tests.conftest import DEFAULT_MODEL, EVENTS
+
+    code = (
+        "import sys, json, types\n"
+        "from functions.inference.handler import handler\n"
+        f"event = json.load(open({str(EVENTS / 'function_url.json')!r}))\n"
+        "event.update(body=json.dumps({'input': 'hello world', 'model': 'minilm'}), isBase64Encoded=False)\n"
+        "reply = handler(event, types.SimpleNamespace(aws_request_id='req-1'))\n"
+        "print(json.dumps([reply['statusCode'], 'tokenizers' in sys.modules]))\n"
+    )
+    env = {**os.environ, "PREHEAT_MODEL_DIR": str(DEFAULT_MODEL), "PREHEAT_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [200, False]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
-from tokenizers import Tokenizer
 
 from functions.inference.errors import InputTooLong, InvalidTensor, ModelLoadError
 from functions.inference.manifest import TensorSpec, TextSpec
@@ -23,6 +22,49 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
 
+class TokenIds(Protocol):
+    """Texts to token ids, special tokens added, truncated as configured."""
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
+
+
+class LibraryTokenizer:
+    """The `tokenizers` library, for tokenizers the compiled WordPiece tables do not cover."""
+
+    def __init__(self, path: Path, *, max_tokens: int | None) -> None:
+        from tokenizers import Tokenizer  # 40-60 ms at init with the JSON: only when needed
+
+        self.tokenizer = Tokenizer.from_file(str(path))
+        # The tokenizer.json of many sentence-transformers models pads every input to a fixed length;
+        # padding is done per batch, to the longest input, which is several times faster.
+        self.tokenizer.no_padding()
+        if max_tokens is None:
+            self.tokenizer.no_truncation()
+        else:
+            self.tokenizer.enable_truncation(max_length=max_tokens)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+
+
+def load_tokenizer(model_dir: Path, spec: TextSpec, *, truncate: bool) -> TokenIds:
+    """The compiled WordPiece tables when the manifest names them, else the library."""
+    from functions.inference.tasks.wordpiece import WordPiece
+
+    limit = spec.max_tokens if truncate else None
+    try:
+        if spec.wordpiece is not None:
+
+            def library() -> Any:
+                return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit).tokenizer
+
+            return WordPiece.load(model_dir / spec.wordpiece, library, max_tokens=limit)
+        return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit)
+    except Exception as exc:
+        name = spec.wordpiece or spec.tokenizer
+        raise ModelLoadError(f"could not load tokenizer {name}: {exc}") from exc
+
+
 class Embeddings(msgspec.Struct, frozen=True):
     vectors: np.ndarray  # [n, dimensions] float32, rows in request order
     tokens: tuple[int, ...]  # tokens seen by the model per text, after truncation
@@ -33,7 +75,7 @@ class TextEmbedder:
     name = "text-embedding"
 
     def __init__(
-        self, model: OnnxModel, tokenizer: Tokenizer, spec: TextSpec, *, batch_size: int, truncate: bool
+        self, model: OnnxModel, tokenizer: TokenIds, spec: TextSpec, *, batch_size: int, truncate: bool
     ):
         unknown = [s.name for s in model.inputs if s.name not in _FEEDS]
         if unknown:
@@ -48,13 +90,6 @@ class TextEmbedder:
         self.truncate = truncate
         self._feeds = tuple(s.name for s in model.inputs)
         self._output = [spec.output]
-        # The tokenizer.json of many sentence-transformers models pads every input to a fixed length;
-        # padding is done here per batch, to the longest input, which is several times faster.
-        tokenizer.no_padding()
-        if truncate:
-            tokenizer.enable_truncation(max_length=spec.max_tokens)
-        else:
-            tokenizer.no_truncation()
         self.tokenizer = tokenizer
         self.inputs: tuple[TensorSpec, ...] = (TensorSpec("text", "bytes", ("batch",)),)
         self.outputs: tuple[TensorSpec, ...] = (
@@ -65,15 +100,12 @@ class TextEmbedder:
     def load(
         cls, model: OnnxModel, model_dir: Path, spec: TextSpec, *, batch_size: int, truncate: bool
     ) -> TextEmbedder:
-        try:
-            tokenizer = Tokenizer.from_file(str(model_dir / spec.tokenizer))
-        except Exception as exc:
-            raise ModelLoadError(f"could not load tokenizer {spec.tokenizer}: {exc}") from exc
+        tokenizer = load_tokenizer(model_dir, spec, truncate=truncate)
         return cls(model, tokenizer, spec, batch_size=batch_size, truncate=truncate)
 
     def embed(self, texts: Sequence[str]) -> Embeddings:
-        encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = [len(e.ids) for e in encodings]
+        encodings = self.tokenizer.encode(texts)
+        lengths = [len(ids) for ids in encodings]
         if not self.truncate:
             for i, n in enumerate(lengths):
                 if n > self.spec.max_tokens:
@@ -82,14 +114,14 @@ class TextEmbedder:
                         "shorten it or deploy with PREHEAT_TRUNCATE=true"
                     )
         if len(encodings) <= self.batch_size:  # the common case: one run, rows already in order
-            vectors = self._run([e.ids for e in encodings], lengths)
+            vectors = self._run(encodings, lengths)
         else:
             vectors = np.empty((len(encodings), self.spec.dimensions), dtype=np.float32)
             # Similar lengths share a batch, so little compute goes to padding.
             order = sorted(range(len(lengths)), key=lengths.__getitem__)
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                vectors[rows] = self._run([encodings[i].ids for i in rows], [lengths[i] for i in rows])
+                vectors[rows] = self._run([encodings[i] for i in rows], [lengths[i] for i in rows])
         return Embeddings(vectors=vectors, tokens=tuple(lengths))
 
     def _run(self, ids_per_text: list[list[int]], lengths: list[int]) -> np.ndarray:
