@@ -24,7 +24,8 @@ import numpy as np
 from layers import outlier_split, per_token
 from layers.optimize import quiet, remove_model, save_model
 
-KEEP_AS = ("int8-block", "fp32", "per-token", "split-N")
+NAMED_KEEP_AS = ("int8-block", "fp32", "per-token")
+KEEP_AS = (*NAMED_KEEP_AS, "split-N")  # N: a number of channels, e.g. split-128
 SMOOTH_GRID = (0.5, 0.7, 0.85, 0.95)
 METHODS = ("dynamic", "static")
 EMBEDDINGS = ("int8-row", "fp32")
@@ -48,7 +49,7 @@ class QuantConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"quantization method {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.keep_as not in KEEP_AS and self.split_channels is None:
+        if self.keep_as not in NAMED_KEEP_AS and self.split_channels is None:
             raise ValueError(
                 f"keep_as {self.keep_as!r} is not one of {', '.join(KEEP_AS)} (N a number of channels >= 1)"
             )

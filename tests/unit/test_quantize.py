@@ -356,6 +356,6 @@ def test_per_token_products_are_exact_at_the_extremes(tmp_path: Path) -> None:
 def test_split_and_per_token_are_keep_as_options() -> None:
     assert QuantConfig("a", keep=1, keep_as="split-384").split_channels == 384
     assert QuantConfig("b", keep=1, keep_as="per-token").split_channels is None
-    for bad in ("split-0", "split-", "split-x", "per-channel"):
+    for bad in ("split-0", "split-", "split-x", "split-N", "per-channel"):
         with pytest.raises(ValueError, match="keep_as"):
             QuantConfig("bad", keep=1, keep_as=bad)
