@@ -5,7 +5,9 @@ Pieces, each optional per configuration:
 - dynamic int8 (ORT's MatMulInteger/QAttention path: per-channel, reduce-range, node exclusion) or
   static int8 in QDQ format with activation ranges calibrated on calibration text;
 - the `keep` most sensitive MatMuls left out of per-tensor int8 and stored instead as block-wise int8
-  (MatMulNBits: one scale per 32 weights, activations quantized per block at run time) or fp32;
+  (MatMulNBits: one scale per 32 weights, activations quantized per block at run time), fp32, int8
+  with one activation scale per token (per_token.py), or split into their N outlier input channels in
+  fp32 and the rest in int8 (`split-N`, outlier_split.py);
 - the word-embedding table as int8 with one scale per row (a Gather of int8 rows, a Cast, and a Mul by
   the row's scale: standard ONNX ops), a quarter of the fp32 table's bytes.
 """
@@ -19,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from layers import outlier_split, per_token
 from layers.optimize import quiet, remove_model, save_model
 
-KEEP_AS = ("int8-block", "fp32")
+NAMED_KEEP_AS = ("int8-block", "fp32", "per-token")
+KEEP_AS = (*NAMED_KEEP_AS, "split-N")  # N: a number of channels, e.g. split-128
 SMOOTH_GRID = (0.5, 0.7, 0.85, 0.95)
 METHODS = ("dynamic", "static")
 EMBEDDINGS = ("int8-row", "fp32")
@@ -45,8 +49,10 @@ class QuantConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"quantization method {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.keep_as not in KEEP_AS:
-            raise ValueError(f"keep_as {self.keep_as!r} is not one of {', '.join(KEEP_AS)}")
+        if self.keep_as not in NAMED_KEEP_AS and self.split_channels is None:
+            raise ValueError(
+                f"keep_as {self.keep_as!r} is not one of {', '.join(KEEP_AS)} (N a number of channels >= 1)"
+            )
         if self.embeddings not in EMBEDDINGS:
             raise ValueError(f"embeddings {self.embeddings!r} is not one of {', '.join(EMBEDDINGS)}")
         if self.smooth_per_node and self.smooth_alpha is not None:
@@ -55,6 +61,14 @@ class QuantConfig:
             raise ValueError(f"smooth_alpha must be between 0 and 1, got {self.smooth_alpha}")
         if self.keep < 0:
             raise ValueError(f"keep must be >= 0, got {self.keep}")
+
+    @property
+    def split_channels(self) -> int | None:
+        """N for keep_as "split-N": how many outlier input channels of each kept MatMul stay fp32."""
+        prefix, _, count = self.keep_as.partition("-")
+        if prefix == "split" and count.isdigit() and int(count) > 0:
+            return int(count)
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +94,12 @@ def apply(
     import onnx
 
     stage = source
+    if kept and config.split_channels is not None:
+        halves = work / "split.onnx"
+        kept = outlier_split.split(
+            stage, halves, kept, channels=config.split_channels, feeds=calibration_feeds
+        )
+        stage = halves
     int8 = work / "int8.onnx"
     if config.method == "dynamic":
         _dynamic(stage, int8, config, exclude=kept)
@@ -93,6 +113,10 @@ def apply(
         blocked = work / "blocked.onnx"
         _block_int8(stage, blocked, kept)
         stage = blocked
+    elif kept and config.keep_as == "per-token":
+        tokens = work / "per_token.onnx"
+        per_token.apply(stage, tokens, kept)
+        stage = tokens
     if config.embeddings == "int8-row":
         rows = work / "embeddings.onnx"
         quantize_embeddings(stage, rows)

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from layers import calibrate, gate, optimize, quantize, search
+from layers import calibrate, gate, optimize, outlier_split, per_token, quantize, search
 from layers.quantize import QuantConfig
 
 
@@ -210,3 +210,152 @@ def test_search_keeps_the_fastest_passing_and_breaks_near_ties_by_size() -> None
     clear = search.SearchResult((_outcome("big", 29, 1.9), _outcome("small", 25, 1.5)))
     assert clear.chosen is not None and clear.chosen.config.name == "big"
     assert search.SearchResult((_outcome("x", 20, 2.0, passed=False),)).chosen is None
+
+
+def ffn_model(path: Path, rng: np.random.Generator, hidden: int = 32, inner: int = 128) -> None:
+    """x -> MatMul -> bias -> Gelu -> smoothing Mul -> MatMul: the shape of a BERT FFN after smoothing."""
+    inits = {
+        "w_up": rng.normal(size=(hidden, inner)).astype(np.float32) * 0.2,
+        "b_up": rng.normal(size=inner).astype(np.float32),
+        "smooth": rng.uniform(0.2, 3.0, size=inner).astype(np.float32),
+        "w_down": rng.normal(size=(inner, hidden)).astype(np.float32) * 0.2,
+    }
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w_up"], ["h"], name="up"),
+            helper.make_node("Add", ["h", "b_up"], ["hb"], name="bias"),
+            helper.make_node("Gelu", ["hb"], ["g"], name="gelu", domain="com.microsoft"),
+            helper.make_node("Mul", ["g", "smooth"], ["gs"], name="down/smooth"),
+            helper.make_node("MatMul", ["gs", "w_down"], ["y"], name="down"),
+        ],
+        "ffn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", hidden])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    optimize.save_model(helper.make_model(graph, opset_imports=opsets), path)
+
+
+def outlier_tokens(
+    rng: np.random.Generator, batch: int = 2, tokens: int = 24, hidden: int = 32
+) -> np.ndarray:
+    x = rng.normal(size=(batch, tokens, hidden)).astype(np.float32)
+    x[:, 0] *= 40.0  # a [CLS]-like token far larger than the rest
+    return x
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_split_reorders_channels_at_their_source_and_keeps_the_fp32_function(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    ffn_model(tmp_path / "model.onnx", rng)
+    feeds = [{"x": outlier_tokens(rng)} for _ in range(4)]
+    halves = outlier_split.split(
+        tmp_path / "model.onnx", tmp_path / "split.onnx", ["down"], channels=16, feeds=feeds
+    )
+    assert halves == ("down/outliers",)
+    graph = onnx.load(str(tmp_path / "split.onnx"), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert "Gather" not in ops and ops.count("Slice") == 2 and ops.count("MatMul") == 3
+    x = {"x": outlier_tokens(rng, batch=3, tokens=7)}
+    np.testing.assert_allclose(
+        run(tmp_path / "split.onnx", x), run(tmp_path / "model.onnx", x), rtol=1e-4, atol=1e-4
+    )
+    # The fp32 half takes the 16 channels with the largest calibrated maxima.
+    activations = calibrate.capture(tmp_path / "model.onnx", feeds)
+    order = outlier_split.outlier_order(activations.channel_max("gs"), 16)
+    largest = set(np.argsort(-activations.channel_max("gs"))[:16].tolist())
+    assert set(order[:16].tolist()) == largest and sorted(order.tolist()) == list(range(128))
+
+
+def test_split_quantized_stays_within_int8_error_of_fp32(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    ffn_model(tmp_path / "model.onnx", rng)
+    feeds = [{"x": outlier_tokens(rng)} for _ in range(4)]
+    config = QuantConfig("split", keep=1, keep_as="split-16", embeddings="fp32")
+    assert config.split_channels == 16
+    result = quantize.apply(
+        config,
+        tmp_path / "model.onnx",
+        tmp_path / "q.onnx",
+        kept=["down"],
+        calibration_feeds=feeds,
+        work=tmp_path,
+    )
+    assert result.kept == ("down/outliers",)
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "q.onnx"), load_external_data=False).graph.node]
+    assert ops.count("MatMul") == 1  # the fp32 half; the rest and the up-projection are int8
+    x = {"x": outlier_tokens(rng)}
+    assert relative_error(run(tmp_path / "q.onnx", x), run(tmp_path / "model.onnx", x)) < 0.05
+
+
+def test_cannot_split_where_channels_cannot_be_reordered(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    two_matmul_model(
+        tmp_path / "model.onnx",
+        rng.normal(size=(8, 8)).astype(np.float32),
+        rng.normal(size=(8, 4)).astype(np.float32),
+    )
+    feeds = [{"x": rng.normal(size=(3, 8)).astype(np.float32)}]
+    with pytest.raises(ValueError, match="cannot reorder"):  # "first"'s input is the graph input
+        outlier_split.split(tmp_path / "model.onnx", tmp_path / "s.onnx", ["first"], channels=2, feeds=feeds)
+    with pytest.raises(ValueError, match="0 < channels"):
+        outlier_split.outlier_order(np.ones(8), 8)
+
+
+def test_per_token_int8_matches_fp32_where_per_tensor_int8_does_not(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    ffn_model(tmp_path / "model.onnx", rng)
+    per_token.apply(tmp_path / "model.onnx", tmp_path / "raw.onnx", ["down"])
+    # Served models are optimized offline and loaded unoptimized: no fusion may change the result.
+    optimize.save_optimized(tmp_path / "raw.onnx", tmp_path / "per_token.onnx")
+    graph = onnx.load(str(tmp_path / "per_token.onnx"), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert "MatMulInteger" in ops and ops.count("MatMul") == 1  # only the up-projection stays fp32
+    assert "down/smooth" not in [n.name for n in graph.node]  # folded into the weight
+    config = QuantConfig("per-tensor", per_channel=True, reduce_range=True)
+    quantize._dynamic(tmp_path / "model.onnx", tmp_path / "per_tensor.onnx", config, exclude=["up"])
+    for batch, tokens in ((1, 9), (3, 24)):
+        x = {"x": outlier_tokens(rng, batch=batch, tokens=tokens)}
+        exact = run(tmp_path / "model.onnx", x)
+        tokenwise = run(tmp_path / "per_token.onnx", x)
+        per_tensor = run(tmp_path / "per_tensor.onnx", x)
+        assert tokenwise.shape == exact.shape
+        assert relative_error(tokenwise, exact) < 0.02
+        # The ordinary tokens: one per-tensor scale is sized for the outlier token; theirs are not.
+        ordinary = (slice(None), slice(1, None))
+        assert relative_error(tokenwise[ordinary], exact[ordinary]) < 0.02
+        assert relative_error(per_tensor[ordinary], exact[ordinary]) > 3 * relative_error(
+            tokenwise[ordinary], exact[ordinary]
+        )
+
+
+def test_per_token_products_are_exact_at_the_extremes(tmp_path: Path) -> None:
+    """7-bit activations (0..128 after rounding) times 8-bit weights must not saturate the u8*s8
+    kernels' int16 pair sums (AVX2 without VNNI): checked against integer numpy on this CPU."""
+    k, n = 64, 8
+    weight = np.where(np.arange(k * n).reshape(k, n) % 3 == 0, -127, 127).astype(np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["q", "w"], ["acc"])],
+        "mmi",
+        [helper.make_tensor_value_info("q", TensorProto.UINT8, ["r", k])],
+        [helper.make_tensor_value_info("acc", TensorProto.INT32, ["r", n])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    optimize.save_model(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx"
+    )
+    q = np.array([[128] * k, [127] * k, [0, 128] * (k // 2)], dtype=np.uint8)
+    exact = q.astype(np.int64) @ weight.astype(np.int64)
+    np.testing.assert_array_equal(run(tmp_path / "m.onnx", {"q": q}), exact)
+
+
+def test_split_and_per_token_are_keep_as_options() -> None:
+    assert QuantConfig("a", keep=1, keep_as="split-384").split_channels == 384
+    assert QuantConfig("b", keep=1, keep_as="per-token").split_channels is None
+    for bad in ("split-0", "split-", "split-x", "split-N", "per-channel"):
+        with pytest.raises(ValueError, match="keep_as"):
+            QuantConfig("bad", keep=1, keep_as=bad)
