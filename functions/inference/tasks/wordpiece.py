@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-FORMAT = 1
+FORMAT = 2
 
 # Kinds of code point runs, as written by layers/wordpiece.py.
 SAME, DROP, SPACE, PAD, MAP, DEFER = range(6)
@@ -46,7 +46,8 @@ class Compiled(msgspec.Struct, frozen=True):
     after: list[int]  # and after it ([SEP])
     norm_starts: list[int]
     norm_kinds: list[int]
-    norm_map: msgspec.Raw  # {code point: output} for MAP code points, decoded on the first one seen
+    ascii_map: dict[int, str]  # what a MAP code point below 128 becomes (A-Z), needed at once
+    norm_map: msgspec.Raw  # {code point: output} for the other MAP code points, decoded on first use
     split_starts: list[int]
     split_classes: list[int]
     source: dict[str, str]  # tokenizers version and tokenizer.json sha256, for the record
@@ -62,12 +63,16 @@ class Deferred(Exception):
 class _Normalizer(dict[int, Any]):
     """str.translate table filled on first sight of each code point: most texts use a few dozen."""
 
-    def __init__(self, starts: list[int], kinds: list[int], mapped: msgspec.Raw) -> None:
+    def __init__(
+        self, starts: list[int], kinds: list[int], ascii_map: dict[int, str], mapped: msgspec.Raw
+    ) -> None:
         super().__init__()
         self._starts = starts
         self._kinds = kinds
         self._raw_map = mapped
+        # The full map has ~14,000 entries (5 ms to decode): only a non-ASCII text needs it.
         self._mapped: dict[int, str] | None = None
+        self._ascii_map = ascii_map
 
     def __missing__(self, cp: int) -> Any:
         kind = self._kinds[bisect.bisect_right(self._starts, cp) - 1]
@@ -79,6 +84,8 @@ class _Normalizer(dict[int, Any]):
             value = " "
         elif kind == PAD:
             value = f" {chr(cp)} "
+        elif kind == MAP and cp < 128:
+            value = self._ascii_map[cp]
         elif kind == MAP:
             if self._mapped is None:
                 self._mapped = msgspec.msgpack.decode(self._raw_map, type=dict[int, str])
@@ -129,7 +136,9 @@ class WordPiece:
             if compiled.specials
             else None
         )
-        self._table = _Normalizer(compiled.norm_starts, compiled.norm_kinds, compiled.norm_map)
+        self._table = _Normalizer(
+            compiled.norm_starts, compiled.norm_kinds, compiled.ascii_map, compiled.norm_map
+        )
         for cp in range(128):  # ASCII up front; the rest as texts bring it
             self._table[cp]
         self._split_starts = compiled.split_starts
