@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
+from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import TextSpec
 from functions.inference.tasks import wordpiece as runtime
 from functions.inference.tasks.embedding import LibraryTokenizer, load_tokenizer
@@ -169,3 +170,13 @@ def test_the_default_model_ships_tables_that_match_its_tokenizer() -> None:
     texts = [" ".join(rng.choice(vocab, size=int(rng.integers(1, 300)))) for _ in range(200)]
     texts += ["The quick brown fox jumps over the lazy dog.", "Ünïcödé 東京 😀 [SEP] e\u0301"]
     assert fast.encode(texts) == [library.encode(t).ids for t in texts]
+
+
+def test_tables_of_another_format_fail_init_saying_how_to_fix(tiny: Path, tmp_path: Path) -> None:
+    compiled = msgspec.msgpack.decode((tiny / wordpiece.FILE_NAME).read_bytes(), type=runtime.Compiled)
+    (tmp_path / "tokenizer.json").write_bytes((tiny / "tokenizer.json").read_bytes())
+    stale = msgspec.structs.replace(compiled, format=runtime.FORMAT - 1)
+    (tmp_path / wordpiece.FILE_NAME).write_bytes(msgspec.msgpack.encode(stale))
+    spec = TextSpec(tokenizer="tokenizer.json", wordpiece=wordpiece.FILE_NAME, max_tokens=MAX_TOKENS)
+    with pytest.raises(ModelLoadError, match="rebuild the model directory with `preheat build`"):
+        load_tokenizer(tmp_path, spec, truncate=True)

@@ -153,7 +153,10 @@ class WordPiece:
     def load(cls, path: Path, fallback: Callable[[], Any], *, max_tokens: int | None) -> WordPiece:
         compiled = msgspec.msgpack.decode(path.read_bytes(), type=Compiled)
         if compiled.format != FORMAT:
-            raise ValueError(f"{path.name} is format {compiled.format}; this runtime reads {FORMAT}")
+            raise ValueError(
+                f"{path.name} is format {compiled.format}, this runtime reads {FORMAT}: rebuild the model "
+                "directory with `preheat build`, or drop text.wordpiece from its manifest to use tokenizer.json"
+            )
         return cls(compiled, fallback, max_tokens=max_tokens)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
