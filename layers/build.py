@@ -273,29 +273,22 @@ def _encoder(
     return encode
 
 
-def _tokenizer(tokenizer_file: Path, max_tokens: int) -> Any:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_tokens)
-    return tokenizer
-
-
 def _feed(ids: list[int]) -> dict[str, np.ndarray]:
     array = np.array([ids], dtype=np.int64)
     return {"input_ids": array, "attention_mask": np.ones_like(array), "token_type_ids": np.zeros_like(array)}
 
 
 def _feeds(tokenizer_file: Path, max_tokens: int, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
-    tokenizer = _tokenizer(tokenizer_file, max_tokens)
-    return [_feed(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))]
+    from functions.inference.tasks.embedding import LibraryTokenizer
+
+    return [_feed(ids) for ids in LibraryTokenizer(tokenizer_file, max_tokens=max_tokens).encode(texts)]
 
 
 def _long_feed(tokenizer_file: Path, texts: Sequence[str], tokens: int) -> dict[str, np.ndarray]:
     """One real input of exactly `tokens` tokens, from held-out text run together."""
-    tokenizer = _tokenizer(tokenizer_file, tokens)
-    return _feed(tokenizer.encode(" ".join(texts)).ids)
+    from functions.inference.tasks.embedding import LibraryTokenizer
+
+    return _feed(LibraryTokenizer(tokenizer_file, max_tokens=tokens).encode([" ".join(texts)])[0])
 
 
 def _world_readable(folder: Path) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from functions.inference.tasks import wordpiece as runtime
+from functions.inference.tasks.embedding import LibraryTokenizer
 from functions.inference.tasks.wordpiece import DEFER, DROP, MAP, PAD, PUNCT, SAME, SPACE, WHITESPACE, WORD
 
 FILE_NAME = "tokenizer.wordpiece"
@@ -176,7 +177,7 @@ def compile_tokenizer(
     )
     data = msgspec.msgpack.encode(compiled)
     checks = check_texts(texts, compiled, norm_map, seed=seed)
-    mismatch = compare(data, library, checks, max_tokens=max_tokens)
+    mismatch = compare(data, source, checks, max_tokens=max_tokens)
     if mismatch is not None:
         return Compiled(None, f"compiled tokenizer disagrees with the library: {mismatch}", len(checks))
     target = target_dir / FILE_NAME
@@ -219,25 +220,22 @@ def check_texts(
     return out
 
 
-def _returning(value: Any) -> Callable[[], Any]:
-    return lambda: value
-
-
-def compare(data: bytes, library: Any, texts: Sequence[str], *, max_tokens: int) -> str | None:
+def compare(data: bytes, source: Path, texts: Sequence[str], *, max_tokens: int) -> str | None:
     """The first text where compiled and library ids differ (truncating at max_tokens and not), or None."""
     for limit in (max_tokens, None):
-        reference = library.__class__.from_str(library.to_str())
-        reference.no_padding()
-        if limit is None:
-            reference.no_truncation()
-        else:
-            reference.enable_truncation(max_length=limit)
-        fast = runtime.WordPiece(
-            msgspec.msgpack.decode(data, type=runtime.Compiled), _returning(reference), max_tokens=limit
-        )
-        for text in texts:
-            expected = reference.encode(text).ids
-            got = fast.encode_one(text)
-            if got != expected:
-                return f"{text[:80]!r} (truncation {limit}): library {expected[:20]}, compiled {got[:20]}"
+        mismatch = _first_mismatch(data, LibraryTokenizer(source, max_tokens=limit), texts, limit)
+        if mismatch is not None:
+            return mismatch
+    return None
+
+
+def _first_mismatch(
+    data: bytes, reference: LibraryTokenizer, texts: Sequence[str], limit: int | None
+) -> str | None:
+    compiled = msgspec.msgpack.decode(data, type=runtime.Compiled)
+    fast = runtime.WordPiece(compiled, lambda: reference, max_tokens=limit)
+    for text, expected in zip(texts, reference.encode(texts), strict=True):
+        got = fast.encode_one(text)
+        if got != expected:
+            return f"{text[:80]!r} (truncation {limit}): library {expected[:20]}, compiled {got[:20]}"
     return None

@@ -38,12 +38,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
     from rich.table import Table
-    from tokenizers import Tokenizer
 
     from functions.inference import manifest as manifests
     from functions.inference.errors import ModelLoadError
     from functions.inference.model import OnnxModel
-    from functions.inference.tasks.embedding import TextEmbedder, load_tokenizer
+    from functions.inference.tasks.embedding import LibraryTokenizer, TextEmbedder, load_tokenizer
     from layers import gate, textdata
 
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
@@ -58,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     dirs = {"fp32": args.fp32, "slim": args.slim}
     heldout = list(textdata.heldout())
-    tokenizer_probe = Tokenizer.from_file(str(args.fp32 / "tokenizer.json"))
-    tokenizer_probe.no_padding()
-    tokenizer_probe.enable_truncation(max_length=128)
+    tokenizer_probe = LibraryTokenizer(args.fp32 / "tokenizer.json", max_tokens=128).tokenizer
     long_ids = tokenizer_probe.encode(" ".join(heldout)).ids
     long_text = tokenizer_probe.decode(long_ids[1:-1])  # 126 word pieces + [CLS] + [SEP] = 128
     inputs = {

@@ -35,28 +35,13 @@ class EmfWriter:
         self, metrics: Mapping[str, tuple[float, str]], dimensions: Mapping[str, str] | None = None
     ) -> None:
         """`metrics` maps a name to (value, unit)."""
-        self.write(self.blob(metrics, dimensions))
-
-    def blob(
-        self,
-        metrics: Mapping[str, tuple[float, str]],
-        dimensions: Mapping[str, str] | None = None,
-        now: float | None = None,
-    ) -> dict[str, Any]:
-        """One EMF blob as a dict; keys added after the metrics are metadata (Powertools'
-        `add_metadata`): searchable in CloudWatch Logs, never metrics."""
         dims = {**(dimensions or {}), **self.dimensions}
         directive = self.directive(tuple(dims), tuple((name, unit) for name, (_, unit) in metrics.items()))
-        blob: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": int((time.time() if now is None else now) * 1000),
-                "CloudWatchMetrics": directive,
-            }
-        }
+        blob: dict[str, Any] = {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directive}}
         blob.update(dims)
         for name, (value, _) in metrics.items():
             blob[name] = [float(value)]
-        return blob
+        self.write(blob)
 
     def directive(
         self, dimensions: tuple[str, ...], metrics: tuple[tuple[str, str], ...]

@@ -16,13 +16,9 @@ import msgspec
 _encoder = msgspec.json.Encoder()
 
 
-def timestamp(seconds: float) -> str:
-    """Powertools' format: 2026-11-23 13:08:15,235+0000 (UTC)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f",{int(seconds % 1 * 1000):03d}+0000"
-
-
 class Clock:
-    """timestamp() for a caller that logs many times a second: the formatted second is reused."""
+    """Timestamps in Powertools' format, 2026-11-23 13:08:15,235+0000 (UTC); the formatted second is
+    reused, since a caller logs many times a second."""
 
     def __init__(self) -> None:
         self._second = -1
@@ -47,6 +43,7 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._clock = Clock()
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
@@ -54,7 +51,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "location": f"{record.funcName}:{record.lineno}",
             "message": record.getMessage(),
-            "timestamp": timestamp(record.created),
+            "timestamp": self._clock.timestamp(record.created),
             "service": self.service,
             **fields,
         }

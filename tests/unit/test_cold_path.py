@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # Powertools imports the bare `botocore` package (~1 ms) to tag SDK user agents; its clients are the cost.
 HEAVY = [
@@ -30,11 +31,7 @@ def test_the_handler_imports_nothing_heavy(embedding_dir: Path) -> None:
         "import functions.inference.handler\n"
         f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
     )
-    env = {**os.environ, "PREHEAT_MODEL_DIR": str(embedding_dir), "PREHEAT_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert _last_json_line(code, embedding_dir) == []
 
 
 def test_docs_import_fastapi_only_when_asked(embedding_dir: Path) -> None:
@@ -49,11 +46,7 @@ def test_docs_import_fastapi_only_when_asked(embedding_dir: Path) -> None:
         "status = handler(ev, context())['statusCode']\n"
         "print(json.dumps([before, 'fastapi' in sys.modules, status]))\n"
     )
-    env = {**os.environ, "PREHEAT_MODEL_DIR": str(embedding_dir), "PREHEAT_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, True, 200]
+    assert _last_json_line(code, embedding_dir) == [False, True, 200]
 
 
 def test_the_default_model_is_tokenized_without_the_tokenizers_library() -> None:
@@ -69,8 +62,13 @@ def test_the_default_model_is_tokenized_without_the_tokenizers_library() -> None
         "reply = handler(event, types.SimpleNamespace(aws_request_id='req-1'))\n"
         "print(json.dumps([reply['statusCode'], 'tokenizers' in sys.modules]))\n"
     )
-    env = {**os.environ, "PREHEAT_MODEL_DIR": str(DEFAULT_MODEL), "PREHEAT_THREADS": "1"}
+    assert _last_json_line(code, DEFAULT_MODEL) == [200, False]
+
+
+def _last_json_line(code: str, model_dir: Path) -> Any:
+    """Run `code` in a fresh interpreter serving model_dir; what its last line printed, as JSON."""
+    env = {**os.environ, "PREHEAT_MODEL_DIR": str(model_dir), "PREHEAT_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
     )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [200, False]
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -52,14 +52,14 @@ def load_tokenizer(model_dir: Path, spec: TextSpec, *, truncate: bool) -> TokenI
     from functions.inference.tasks.wordpiece import WordPiece
 
     limit = spec.max_tokens if truncate else None
+
+    def library() -> LibraryTokenizer:
+        return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit)
+
     try:
         if spec.wordpiece is not None:
-
-            def library() -> Any:
-                return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit).tokenizer
-
             return WordPiece.load(model_dir / spec.wordpiece, library, max_tokens=limit)
-        return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit)
+        return library()
     except Exception as exc:
         name = spec.wordpiece or spec.tokenizer
         raise ModelLoadError(f"could not load tokenizer {name}: {exc}") from exc

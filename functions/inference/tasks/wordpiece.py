@@ -21,9 +21,12 @@ import bisect
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from functions.inference.tasks.embedding import TokenIds
 
 FORMAT = 2
 
@@ -120,7 +123,9 @@ def _splitter(starts: list[int], classes: list[int], limit: int) -> Callable[[st
 class WordPiece:
     """encode(texts) -> token ids per text, as `tokenizers` would give them for this tokenizer."""
 
-    def __init__(self, compiled: Compiled, fallback: Callable[[], Any], *, max_tokens: int | None) -> None:
+    def __init__(
+        self, compiled: Compiled, fallback: Callable[[], TokenIds], *, max_tokens: int | None
+    ) -> None:
         tokens = compiled.tokens()
         self._vocab = dict(zip(tokens, range(len(tokens)), strict=True))
         self._unk = compiled.unk
@@ -146,11 +151,11 @@ class WordPiece:
         self._split_ascii = _splitter(self._split_starts, self._split_classes, 128)
         self._split_all: Callable[[str], list[str]] | None = None  # compiled on the first non-ASCII text
         self._budget = None if max_tokens is None else max_tokens - len(self._before) - len(self._after)
-        self._fallback_factory = fallback
-        self._fallback: Any = None
+        self._fallback_factory = fallback  # the library, configured alike: loaded on first need
+        self._fallback: TokenIds | None = None
 
     @classmethod
-    def load(cls, path: Path, fallback: Callable[[], Any], *, max_tokens: int | None) -> WordPiece:
+    def load(cls, path: Path, fallback: Callable[[], TokenIds], *, max_tokens: int | None) -> WordPiece:
         compiled = msgspec.msgpack.decode(path.read_bytes(), type=Compiled)
         if compiled.format != FORMAT:
             raise ValueError(
@@ -225,5 +230,4 @@ class WordPiece:
     def _deferred(self, text: str) -> list[int]:
         if self._fallback is None:
             self._fallback = self._fallback_factory()
-        ids: list[int] = self._fallback.encode(text).ids
-        return ids
+        return self._fallback.encode([text])[0]
