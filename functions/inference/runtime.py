@@ -19,6 +19,7 @@ from functions.inference.dataplane import DataPlane
 from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import Manifest
 from functions.inference.model import OnnxModel
+from functions.inference.phases import InitPhases
 from functions.inference.protocol import Router
 from functions.inference.settings import Settings
 from functions.inference.tasks import Task
@@ -35,11 +36,17 @@ class Runtime(msgspec.Struct, frozen=True):
     init_ms: float
 
     @classmethod
-    def load(cls, settings: Settings | None = None, *, started: float | None = None) -> Runtime:
-        """`started` is a perf_counter() reading from before the caller's imports, if it has one."""
+    def load(
+        cls, settings: Settings | None = None, *, started: float | None = None, phases: InitPhases | None = None
+    ) -> Runtime:
+        """`started` is a perf_counter() reading from before the caller's imports, if it has one;
+        `phases` collects how long each step took (the handler logs them)."""
         started = time.perf_counter() if started is None else started
+        phases = InitPhases() if phases is None else phases
         settings = Settings.from_env() if settings is None else settings
+        phases.mark("settings")
         manifest = manifests.load(settings.model_dir)
+        phases.mark("manifest")
         verifier = _Verifier(settings.model_dir, manifest)
         # Opened before the model loads, so the shared tier connects meanwhile; None when off.
         cache = EmbeddingCache.open(
@@ -49,6 +56,7 @@ class Runtime(msgspec.Struct, frozen=True):
             namespace=settings.metrics_namespace,
             settings=settings.cache,
         )
+        phases.mark("cache")
         try:
             model = OnnxModel.load(
                 settings.model_dir / manifest.model_file,
@@ -60,7 +68,10 @@ class Runtime(msgspec.Struct, frozen=True):
         except ModelLoadError:
             verifier.result()  # a checksum mismatch explains a load failure better than ORT's message
             raise
+        phases.mark("session")
         verifier.result()
+        phases.mark("checksums (wait)")
+        phases.add("checksums", verifier.seconds)
         task: Task
         embedder: Embedder | None = None
         if manifest.task == "text-embedding":
@@ -74,11 +85,14 @@ class Runtime(msgspec.Struct, frozen=True):
             )
         else:
             task = TensorTask(model)
+        phases.mark("tokenizer")
         task.warmup()
+        phases.mark("warm-up")
         if cache is not None and embedder is not None:
             embedder = cache.wrap(embedder)
         plane = DataPlane(manifest, task, settings, embedder)
         router = Router(plane, max_request_bytes=settings.max_request_bytes, base_path=settings.base_path)
+        phases.mark("router")
         return cls(settings, manifest, task, plane, router, init_ms=(time.perf_counter() - started) * 1000)
 
 
@@ -88,16 +102,20 @@ class _Verifier:
 
     def __init__(self, model_dir: Path, manifest: Manifest) -> None:
         self._error: BaseException | None = None
+        self.seconds = 0.0
         self._thread = threading.Thread(
             target=self._run, args=(model_dir, manifest), name="preheat-verify", daemon=True
         )
         self._thread.start()
 
     def _run(self, model_dir: Path, manifest: Manifest) -> None:
+        started = time.perf_counter()
         try:
             manifests.verify(model_dir, manifest)
         except BaseException as exc:  # handed to the init thread, which raises it
             self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
 
     def result(self) -> None:
         self._thread.join()
