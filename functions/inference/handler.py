@@ -84,7 +84,7 @@ def handler(event: Any, context: Any) -> Any:
         if request_id:
             response.headers["x-request-id"] = request_id
         status, route, code = response.status, response.route, response.error_code
-        cache = response.headers.get("x-preheat-cache")
+        cache = response.cache
         return adapter.response(response)
     finally:
         TELEMETRY.record(

@@ -69,7 +69,7 @@ def assert_matches_reference(vectors: np.ndarray, reference: np.ndarray, runtime
 
 def test_the_model_embeds_like_the_pytorch_original(runtime: Runtime, reference: np.ndarray) -> None:
     assert runtime.manifest.text is not None and runtime.manifest.text.dimensions == 384
-    vectors = runtime.plane.embedder.embed(SENTENCES).vectors  # type: ignore[union-attr]
+    vectors = runtime.plane.embedder.embed(SENTENCES).values  # type: ignore[union-attr]
     assert_matches_reference(vectors, reference, runtime)
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.3 and similarity[2, 3] > similarity[0, 3] + 0.3

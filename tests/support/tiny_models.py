@@ -15,13 +15,14 @@ from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from functions.inference.manifest import Manifest, SessionHints, TensorSpec, TextSpec
+from functions.inference.manifest import EmbeddingSpec, Manifest, SessionHints, TensorSpec, TextSpec
 from layers.modeldir import write_manifest
 
 WORDS = ["hello", "world", "the", "cat", "sat", "on", "mat", "dog", "ran", "a", "big", "small", "red", "blue"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 DIM = 8
 MAX_TOKENS = 16
+FEEDS = {"ids": "input_ids", "mask": "attention_mask", "type_ids": "token_type_ids"}
 
 
 def vocab() -> dict[str, int]:
@@ -94,7 +95,8 @@ def write_embedding_model(model_dir: Path, *, name: str = "tiny", max_tokens: in
             for n in ("input_ids", "attention_mask", "token_type_ids")
         ),
         outputs=(TensorSpec("last_hidden_state", "float32", ("batch", "sequence", DIM)),),
-        text=TextSpec(tokenizer="tokenizer.json", max_tokens=max_tokens, dimensions=DIM),
+        text=TextSpec(feeds=FEEDS, tokenizer="tokenizer.json", max_tokens=max_tokens),
+        embedding=EmbeddingSpec(output="last_hidden_state", dimensions=DIM),
         aliases=("tiny-alias",),
         session=SessionHints("all"),
     )
