@@ -1,8 +1,8 @@
 """The per-instance runtime, built once at init and reused by every warm invocation.
 
-This file is the whole cold-start path after imports: settings -> manifest -> (sha256 of every file,
-in a thread, while ONNX Runtime builds the session) -> the manifest's task (tasks.load) -> one warm-up
-inference -> router.
+This file is the whole cold-start path after imports: settings -> manifest -> every file's checksum
+(XXH3, ~1 ms) -> ONNX Runtime session -> the manifest's task (tasks.load) -> one warm-up inference ->
+router.
 Lambda, the SageMaker container and `preheat serve` all start here.
 """
 
@@ -48,7 +48,8 @@ class Runtime(msgspec.Struct, frozen=True):
         phases.mark("settings")
         manifest = manifests.load(settings.model_dir)
         phases.mark("manifest")
-        verifier = _Verifier(settings.model_dir, manifest)
+        verifier = Checksums(settings.model_dir, manifest)
+        phases.mark("checksums")
         # Opened before the model loads, so the shared tier connects meanwhile; None when off.
         cache = TextCache.open(
             manifest,
@@ -67,12 +68,13 @@ class Runtime(msgspec.Struct, frozen=True):
                 graph_optimization=manifest.session.graph_optimization,
             )
         except ModelLoadError:
-            verifier.result()  # a checksum mismatch explains a load failure better than ORT's message
+            verifier.check()  # a checksum mismatch explains a load failure better than ORT's message
             raise
         phases.mark("session")
-        verifier.result()
-        phases.mark("checksums (wait)")
-        phases.add("checksums", verifier.seconds)
+        if verifier.threaded:
+            verifier.check()
+            phases.mark("checksums (wait)")
+            phases.add("checksums (sha256)", verifier.seconds)
         task = tasks.load(
             TaskContext(
                 manifest=manifest,
@@ -128,13 +130,20 @@ def open_task(
     )
 
 
-class _Verifier:
-    """Checks every file's sha256 in a thread. hashlib releases the GIL over the whole mapped file,
-    so on a machine with a second vCPU this costs the cold start almost nothing."""
+class Checksums:
+    """Every model file checked against the manifest before ONNX Runtime reads it: with XXH3 (what
+    `preheat build` records) that takes ~1 ms, so it is done right away. A manifest with only sha256
+    (~16 ms for MiniLM) is checked in a thread instead (hashlib releases the GIL over the mapped
+    file) while ONNX Runtime builds the session; `check()` waits for it and raises what it found."""
 
     def __init__(self, model_dir: Path, manifest: Manifest) -> None:
         self._error: BaseException | None = None
         self.seconds = 0.0
+        self.threaded = not manifests.fast_to_verify(manifest)
+        self._thread: threading.Thread | None = None
+        if not self.threaded:
+            manifests.verify(model_dir, manifest)
+            return
         self._thread = threading.Thread(
             target=self._run, args=(model_dir, manifest), name="preheat-verify", daemon=True
         )
@@ -149,7 +158,8 @@ class _Verifier:
         finally:
             self.seconds = time.perf_counter() - started
 
-    def result(self) -> None:
-        self._thread.join()
+    def check(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
