@@ -1,8 +1,10 @@
 """The per-instance runtime, built once at init and reused by every warm invocation.
 
-This file is the whole cold-start path after imports: settings -> manifest -> every file's checksum
-(XXH3, ~1 ms) -> ONNX Runtime session -> the manifest's task (tasks.load) -> one warm-up inference ->
-router.
+This file is the whole cold-start path after imports: settings -> manifest -> the ONNX Runtime
+session, started in a thread -> meanwhile, on this thread: every file's checksum (XXH3, ~1 ms), the
+serving modules' imports, the cache and the manifest's task (tasks.load: the tokenizer) -> the
+session, waited for -> one warm-up inference -> router. ONNX Runtime releases the GIL while it
+builds a session, and Lambda's init runs with every vCPU, so the two overlap.
 Lambda, the SageMaker container and `preheat serve` all start here.
 """
 
@@ -11,21 +13,24 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from functions.cache import TextCache
 from functions.inference import manifest as manifests
 from functions.inference import tasks
-from functions.inference.dataplane import DataPlane
 from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import Manifest
 from functions.inference.model import OnnxModel
 from functions.inference.phases import InitPhases
-from functions.inference.protocol import Router
 from functions.inference.settings import Settings
 from functions.inference.tasks import Task, TaskContext
 from functions.inference.tasks.text import Wrap
+
+if TYPE_CHECKING:  # imported in Runtime.load, while the session builds
+    from functions.inference.dataplane import DataPlane
+    from functions.inference.protocol import Router
 
 
 class Runtime(msgspec.Struct, frozen=True):
@@ -48,9 +53,21 @@ class Runtime(msgspec.Struct, frozen=True):
         phases.mark("settings")
         manifest = manifests.load(settings.model_dir)
         phases.mark("manifest")
+        model = OnnxModel.start(
+            settings.model_dir / manifest.model_file,
+            manifest.inputs,
+            manifest.outputs,
+            threads=settings.threads,
+            graph_optimization=manifest.session.graph_optimization,
+        )
+        phases.mark("session (start)")
+        # Until model.ready(), this thread works beside ONNX Runtime's.
         verifier = Checksums(settings.model_dir, manifest)
         phases.mark("checksums")
-        # Opened before the model loads, so the shared tier connects meanwhile; None when off.
+        from functions.inference.dataplane import DataPlane
+        from functions.inference.protocol import Router
+
+        phases.mark("import serving")
         cache = TextCache.open(
             manifest,
             truncate=settings.truncate,
@@ -59,22 +76,6 @@ class Runtime(msgspec.Struct, frozen=True):
             settings=settings.cache,
         )
         phases.mark("cache")
-        try:
-            model = OnnxModel.load(
-                settings.model_dir / manifest.model_file,
-                manifest.inputs,
-                manifest.outputs,
-                threads=settings.threads,
-                graph_optimization=manifest.session.graph_optimization,
-            )
-        except ModelLoadError:
-            verifier.check()  # a checksum mismatch explains a load failure better than ORT's message
-            raise
-        phases.mark("session")
-        if verifier.threaded:
-            verifier.check()
-            phases.mark("checksums (wait)")
-            phases.add("checksums (sha256)", verifier.seconds)
         task = tasks.load(
             TaskContext(
                 manifest=manifest,
@@ -87,6 +88,16 @@ class Runtime(msgspec.Struct, frozen=True):
             )
         )
         phases.mark("tokenizer")
+        try:
+            model.ready()
+        except ModelLoadError:
+            verifier.check()  # a checksum mismatch explains a load failure better than ORT's message
+            raise
+        phases.mark("session (wait)")
+        if verifier.threaded:
+            verifier.check()
+            phases.mark("checksums (wait)")
+            phases.add("checksums (sha256)", verifier.seconds)
         task.warmup()
         phases.mark("warm-up")
         plane = DataPlane(manifest, task, settings)

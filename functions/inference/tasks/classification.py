@@ -16,6 +16,7 @@ from functions.inference.errors import InvalidTensor, ModelLoadError
 from functions.inference.manifest import ClassificationSpec, TensorSpec, TextSpec
 from functions.inference.tasks import Inference, TaskContext
 from functions.inference.tasks.text import (
+    WARMUP_TEXT,
     Item,
     Rows,
     RowSource,
@@ -97,8 +98,7 @@ class ClassificationTask:
         return Inference(results, cache=rows.served_by)
 
     def warmup(self) -> None:
-        text = "preheat warm-up: one short sentence through every layer"
-        item: Item = (text, "and a second one for pair models") if self.pairs else text
+        item: Item = (WARMUP_TEXT, WARMUP_TEXT) if self.pairs else WARMUP_TEXT
         try:
             self.model.rows([item])
         except InvalidTensor as exc:

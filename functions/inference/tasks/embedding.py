@@ -13,6 +13,7 @@ from functions.inference.errors import InvalidTensor, ModelLoadError
 from functions.inference.manifest import EmbeddingSpec, TensorSpec, TextSpec
 from functions.inference.tasks import Inference, TaskContext
 from functions.inference.tasks.text import (
+    WARMUP_TEXT,
     Rows,
     RowSource,
     TextModel,
@@ -74,7 +75,7 @@ class EmbeddingTask:
 
     def warmup(self) -> None:
         try:
-            self.model.rows(["preheat warm-up: one short sentence through every layer"])
+            self.model.rows([WARMUP_TEXT])
         except InvalidTensor as exc:
             raise ModelLoadError(f"the warm-up inference failed: {exc.message}") from exc
 
