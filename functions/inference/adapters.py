@@ -62,11 +62,18 @@ def _lower_multi(headers: Mapping[str, list[Any]] | None) -> dict[str, str]:
     return {str(k).lower(): ", ".join(str(x) for x in v) for k, v in (headers or {}).items()}
 
 
+# As Mangum's text_mime_types: other content types (the v2 binary tensor data) go back base64-encoded.
+_TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml", "+json", "+xml")
+
+
 def _text_body(response: HttpResponse) -> tuple[str, bool]:
-    try:
-        return response.body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return base64.b64encode(response.body).decode("ascii"), True
+    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if any(media.startswith(t) or media.endswith(t) for t in _TEXT_TYPES):
+        try:
+            return response.body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(response.body).decode("ascii"), True
 
 
 class HttpApiV2(Adapter):
