@@ -76,6 +76,12 @@ def _text_body(response: HttpResponse) -> tuple[str, bool]:
     return base64.b64encode(response.body).decode("ascii"), True
 
 
+def _proxy_result(response: HttpResponse) -> dict[str, Any]:
+    """The result shape Function URLs and both API Gateway payload formats take."""
+    body, encoded = _text_body(response)
+    return {"statusCode": response.status, "headers": response.headers, "body": body, "isBase64Encoded": encoded}
+
+
 class HttpApiV2(Adapter):
     """Lambda Function URLs and API Gateway HTTP APIs (payload format 2.0)."""
 
@@ -101,13 +107,7 @@ class HttpApiV2(Adapter):
         )
 
     def response(self, response: HttpResponse) -> dict[str, Any]:
-        body, encoded = _text_body(response)
-        return {
-            "statusCode": response.status,
-            "headers": response.headers,
-            "body": body,
-            "isBase64Encoded": encoded,
-        }
+        return _proxy_result(response)
 
 
 class RestApiV1(Adapter):
@@ -135,13 +135,7 @@ class RestApiV1(Adapter):
         )
 
     def response(self, response: HttpResponse) -> dict[str, Any]:
-        body, encoded = _text_body(response)
-        return {
-            "statusCode": response.status,
-            "headers": response.headers,
-            "body": body,
-            "isBase64Encoded": encoded,
-        }
+        return _proxy_result(response)
 
 
 class Alb(Adapter):
