@@ -131,7 +131,7 @@ class Fleet:
         if not idle:
             return False
         oldest = min(idle, key=lambda i: i.last_used)
-        oldest.stop()
+        oldest.stop(graceful=True)
         return True
 
 
@@ -225,6 +225,7 @@ class Function:
                     self.records.add(record)
                     tail_b64 = self._tail(instance.captured) if tail else None
                     return InvokeResult(request_id, exc.payload, version, "Unhandled", tail_b64, record)
+                self._log_extensions(instance)
                 instance.state = State.BUSY
             return await self._run(instance, payload, qualifier, base, arrived, init_ms, client_context, tail)
         finally:
@@ -300,19 +301,25 @@ class Function:
             self._discard(instance)
             return
         if instance.retiring or (not instance.provisioned and self.keep_alive_s == 0):
-            instance.stop()
+            instance.stop(graceful=True)
             self._discard(instance)
             return
         instance.release()
 
     def _discard(self, instance: Instance) -> None:
-        instance.stop()
+        instance.stop(graceful=True)
         pool = self._pools[instance.version]
         if instance in pool:
             pool.remove(instance)
         self._spawn(instance.wait_closed())
         if instance.provisioned and not instance.retiring:
             self.reconcile()
+
+    def _log_extensions(self, instance: Instance) -> None:
+        """The line Lambda writes for each extension registered during INIT."""
+        for extension in instance.api.extensions.values():
+            events = ",".join(extension.events)
+            self.logs.platform(instance, f"EXTENSION\tName: {extension.name}\tState: Ready\tEvents: [{events}]")
 
     @staticmethod
     def _tail(lines: list[str]) -> str:
@@ -415,7 +422,7 @@ class Function:
                 for instance in sorted(current, key=lambda i: order.get(i.state, 3))[: len(current) - wanted]:
                     instance.retiring = True
                     if instance.state is not State.BUSY:
-                        instance.stop()
+                        instance.stop(graceful=True)
                         pool.remove(instance)
                         self._spawn(instance.wait_closed())
 
@@ -440,9 +447,10 @@ class Function:
             log.warning("provisioned instance of %s failed to initialize: %s", self.spec.name, exc.message)
             return
         if instance.retiring or not instance.alive:
-            instance.stop()
+            instance.stop(graceful=True)
             return
         instance.state = State.IDLE
+        self._log_extensions(instance)
         self.logs.platform(instance, f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: success")
         for q in qualifiers:
             if q in self.pc:
@@ -457,7 +465,7 @@ class Function:
             for instance in list(pool):
                 if (instance.state is State.IDLE and not instance.provisioned and not instance.exited.done()
                         and now - instance.last_used > self.keep_alive_s):
-                    instance.stop()
+                    instance.stop(graceful=True)
                     pool.remove(instance)
                     self._spawn(instance.wait_closed())
                     stopped += 1
@@ -484,7 +492,7 @@ class Function:
                 if instance.state in (State.BUSY, State.STARTING):  # a request is waiting on it
                     instance.retiring = True
                     continue
-                instance.stop()
+                instance.stop(graceful=True)
                 pool.remove(instance)
                 self._spawn(instance.wait_closed())
         if provisioned:
@@ -516,7 +524,7 @@ class Function:
         instances = list(self.instances())
         for instance in instances:
             instance.retiring = True
-            instance.stop()
+            instance.stop(graceful=True)
         await asyncio.gather(*(i.wait_closed(2.0) for i in instances), return_exceptions=True)
         for pool in self._pools.values():
             pool.clear()
