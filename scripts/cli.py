@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("bench", "model", "scripts.bench_model", "fp32 against the slim model: size, load, latency, accuracy"),
     ("", "dashboard", "scripts.dashboard", "draw the deployed CloudWatch dashboard locally (PNG + HTML) from the twin's metrics"),
     ("bench", "reliability", "scripts.bench_reliability", "hostile input, load and faults: 5xx, wrong answers, throttles, outcomes"),
+    ("bench", "metrics", "scripts.bench_metrics", "warm-path cost of flushing cache counters at environment end vs per request"),
 ]
 # fmt: on
 
