@@ -18,10 +18,9 @@ and its model back from moto, and from then on runs it:
   extracts it into /opt/ml/model), or from PREHEAT_MODEL_DIR in the model's environment (a model
   baked into the image). The image itself is not run (no Docker engine): every container runs this
   repository's `serve` in the twin's Python environment.
-- Metrics as SageMaker names them, into moto CloudWatch: namespace AWS/SageMaker, dimensions
-  EndpointName + VariantName: Invocations, Invocation4XXErrors, Invocation5XXErrors, ModelLatency,
-  OverheadLatency, ModelSetupTime (microseconds, as SageMaker reports them); and preheat's cold/warm
-  split in namespace Preheat (Invocations, ColdStarts, Latency in ms, with dimension `start`).
+- Metrics as SageMaker publishes them for a serverless endpoint (scripts/twin/platform_metrics.py:
+  namespace AWS/SageMaker, EndpointName + VariantName, per minute); and preheat's cold/warm split in
+  namespace Preheat (Invocations, ColdStarts, Latency in ms, with dimension `start`).
 - Logs: `<state_dir>/logs/sagemaker-<endpoint>.log` and CloudWatch Logs group
   /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<container id>.
 
@@ -56,6 +55,7 @@ from scripts.twin import emf
 from scripts.twin.http11 import Request, Response
 from scripts.twin.instance import State
 from scripts.twin.logs import FunctionLogs
+from scripts.twin.platform_metrics import SAGEMAKER, Dims, PlatformMetrics, variant_dimensions
 from scripts.twin.pool import Record, Records
 from scripts.twin.sagemaker_config import LOCAL_IMAGE, EndpointSpec
 from scripts.twin.sagemaker_container import (
@@ -70,7 +70,6 @@ from scripts.twin.sagemaker_container import (
 log = logging.getLogger("preheat.twin")
 
 SETUP_TIMEOUT_S = 120.0  # a loaded laptop can be slow; SageMaker allows minutes for a container to pass /ping
-NAMESPACE = "AWS/SageMaker"
 PREHEAT_NAMESPACE = "Preheat"
 ROLE = "preheat-twin-sagemaker"
 _INVOKE_PATH = "/endpoints/"
@@ -128,6 +127,8 @@ class Outcome:
     setup: Setup | None
     model_ms: float
     error: ContainerError | None = None
+    inflight: int = 1  # requests in flight on the variant when this one got its container
+    busy_provisioned: int = 0  # provisioned containers busy then, this one's included
 
 
 class VariantPool:
@@ -180,20 +181,32 @@ class VariantPool:
         self.inflight += 1
         try:
             container, setup = await self.acquire()
+            inflight, busy = self.inflight, self.busy_provisioned()
             started = time.perf_counter()
             try:
                 response = await container.invoke(body, headers, self.service.invocation_timeout_s)
             except ContainerError as exc:
                 self._discard(container)
-                return Outcome(Response(0), container, setup, (time.perf_counter() - started) * 1000, exc)
+                return Outcome(Response(0), container, setup, (time.perf_counter() - started) * 1000, exc, inflight, busy)
             model_ms = (time.perf_counter() - started) * 1000
             if container.retiring:
                 self._discard(container)
             else:
                 container.release()
-            return Outcome(response, container, setup, model_ms)
+            return Outcome(response, container, setup, model_ms, None, inflight, busy)
         finally:
             self.inflight -= 1
+
+    def busy_provisioned(self) -> int:
+        return sum(1 for c in self.containers if c.provisioned and c.state is State.BUSY)
+
+    def pc_gauges(self) -> list[tuple[str, str, Dims, float]]:
+        if self.spec.provisioned <= 0:
+            return []
+        dims = variant_dimensions(self.endpoint.name, self.spec.name)
+        busy = self.busy_provisioned()
+        return [(SAGEMAKER, "ServerlessProvisionedConcurrencyExecutions", dims, busy),
+                (SAGEMAKER, "ServerlessProvisionedConcurrencyUtilization", dims, busy / self.spec.provisioned)]
 
     def _discard(self, container: Container) -> None:
         container.stop()
@@ -306,6 +319,7 @@ class SageMaker:
         shipper: emf.Shipper | None,
         records: Records,
         wrapper: tuple[str, ...] = (),
+        platform: PlatformMetrics | None = None,
     ) -> None:
         self.specs = {s.name: s for s in specs}
         self.region = region
@@ -314,6 +328,9 @@ class SageMaker:
         self.state_dir = state_dir
         self.keep_alive_s = keep_alive_s
         self.shipper = shipper
+        self.platform = platform
+        if platform is not None:
+            platform.gauge(lambda: [g for e in self.endpoints.values() for p in e.pools.values() for g in p.pc_gauges()])
         self.records = records
         self.invocation_timeout_s = float(INVOCATION_TIMEOUT_S)
         self.launch = ContainerLaunch(
@@ -578,7 +595,7 @@ class SageMaker:
         except ContainerError as exc:  # the cold start failed
             self.records.add(Record(**base, outcome="init_error", cold=True, error_type=exc.kind,  # type: ignore[arg-type]
                                     total_ms=round((time.perf_counter() - arrived) * 1000, 3)))
-            self._metrics(pool, invocations=1, errors_5xx=1)
+            self._report(pool, errors_5xx=1)
             return self._model_error(pool, 0, exc.message)
         total_ms = (time.perf_counter() - arrived) * 1000
         container = outcome.container
@@ -597,8 +614,9 @@ class SageMaker:
         model_us = outcome.model_ms * 1000
         setup_ms = outcome.setup.ready_ms if outcome.setup else 0.0
         overhead_us = max(0.0, (total_ms - outcome.model_ms - setup_ms) * 1000)
-        self._metrics(pool, invocations=1, errors_4xx=int(400 <= status < 500), errors_5xx=int(status >= 500 or outcome.error is not None),
-                      model_us=model_us, overhead_us=overhead_us, start=start, latency_ms=total_ms)
+        self._report(pool, errors_4xx=int(400 <= status < 500), errors_5xx=int(status >= 500 or outcome.error is not None),
+                     model_us=model_us, overhead_us=overhead_us, outcome=outcome)
+        self._preheat_split(pool, start, total_ms)
         if outcome.error is not None:
             return self._model_error(pool, 0, outcome.error.message, container)
         if status >= 400:
@@ -623,34 +641,48 @@ class SageMaker:
     # --- metrics ------------------------------------------------------------------------------
 
     def setup_metric(self, pool: VariantPool, setup: Setup) -> None:
-        self._put(NAMESPACE, pool, "ModelSetupTime", setup.ready_ms * 1000, "Microseconds")
+        if self.platform is not None:
+            dims = variant_dimensions(pool.endpoint.name, pool.spec.name)
+            self.platform.put(SAGEMAKER, "ModelSetupTime", dims, round(setup.ready_ms * 1000, 1))
 
-    def _metrics(self, pool: VariantPool, *, invocations: int = 0, errors_4xx: int = 0, errors_5xx: int = 0,
-                 model_us: float | None = None, overhead_us: float | None = None, start: str | None = None,
-                 latency_ms: float | None = None) -> None:
-        self._put(NAMESPACE, pool, "Invocations", invocations, "Count")
-        self._put(NAMESPACE, pool, "Invocation4XXErrors", errors_4xx, "Count")
-        self._put(NAMESPACE, pool, "Invocation5XXErrors", errors_5xx, "Count")
+    def _report(self, pool: VariantPool, *, errors_4xx: int = 0, errors_5xx: int = 0, model_us: float | None = None,
+                overhead_us: float | None = None, outcome: Outcome | None = None) -> None:
+        """One request, in SageMaker's metrics (scripts/twin/platform_metrics.py)."""
+        if self.platform is None:
+            return
+        dims = variant_dimensions(pool.endpoint.name, pool.spec.name)
+        put = self.platform.put
+        put(SAGEMAKER, "Invocations", dims, 1)
+        put(SAGEMAKER, "Invocation4XXErrors", dims, errors_4xx)
+        put(SAGEMAKER, "Invocation5XXErrors", dims, errors_5xx)
         if model_us is not None:
-            self._put(NAMESPACE, pool, "ModelLatency", model_us, "Microseconds")
+            put(SAGEMAKER, "ModelLatency", dims, round(model_us, 1))
         if overhead_us is not None:
-            self._put(NAMESPACE, pool, "OverheadLatency", overhead_us, "Microseconds")
-        if start is not None and latency_ms is not None:
-            extra = {"start": start}
-            self._put(PREHEAT_NAMESPACE, pool, "Invocations", 1, "Count", extra)
-            self._put(PREHEAT_NAMESPACE, pool, "ColdStarts", int(start == "cold"), "Count", extra)
-            self._put(PREHEAT_NAMESPACE, pool, "Latency", latency_ms, "Milliseconds", extra)
+            put(SAGEMAKER, "OverheadLatency", dims, round(overhead_us, 1))
+        if outcome is None:
+            return
+        put(SAGEMAKER, "ServerlessConcurrentExecutionsUtilization", dims, outcome.inflight / pool.spec.max_concurrency)
+        if pool.spec.provisioned > 0:
+            on_pc = outcome.container.provisioned
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencyInvocations", dims, int(on_pc))
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencySpilloverInvocations", dims, int(not on_pc))
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencyExecutions", dims, outcome.busy_provisioned)
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencyUtilization", dims,
+                outcome.busy_provisioned / pool.spec.provisioned)
 
-    def _put(self, namespace: str, pool: VariantPool, metric: str, value: float, unit: str,
-             extra: Mapping[str, str] | None = None) -> None:
+    def _preheat_split(self, pool: VariantPool, start: str, latency_ms: float) -> None:
+        """preheat's own cold/warm split for the endpoint, per request, in namespace Preheat."""
         if self.shipper is None:
             return
-        dims = [{"Name": "EndpointName", "Value": pool.endpoint.name}, {"Name": "VariantName", "Value": pool.spec.name}]
-        dims += [{"Name": k, "Value": v} for k, v in (extra or {}).items()]
-        self.shipper.metric(emf.MetricEntry(namespace, {
-            "MetricName": metric, "Dimensions": dims, "Timestamp": dt.datetime.now(dt.UTC),
-            "Values": [float(value)], "Counts": [1.0], "Unit": unit,
-        }))
+        dims = [{"Name": "EndpointName", "Value": pool.endpoint.name}, {"Name": "VariantName", "Value": pool.spec.name},
+                {"Name": "start", "Value": start}]
+        stamp = dt.datetime.now(dt.UTC)
+        for metric, value, unit in (("Invocations", 1.0, "Count"), ("ColdStarts", float(start == "cold"), "Count"),
+                                    ("Latency", latency_ms, "Milliseconds")):
+            self.shipper.metric(emf.MetricEntry(PREHEAT_NAMESPACE, {
+                "MetricName": metric, "Dimensions": dims, "Timestamp": stamp, "Values": [value], "Counts": [1.0],
+                "Unit": unit,
+            }))
 
     # --- the twin's control API (/_preheat/endpoints) -----------------------------------------
 
