@@ -24,8 +24,14 @@ and its model back from moto, and from then on runs it:
 - Logs: `<state_dir>/logs/sagemaker-<endpoint>.log` and CloudWatch Logs group
   /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<container id>.
 
-UpdateEndpoint and DeleteEndpoint through the twin's endpoint stop the endpoint's containers, so the
-next request runs the new definition.
+UpdateEndpoint, which moto lacks, is the twin's: it checks the endpoint and the new endpoint config
+in moto, swaps the config there (the endpoint keeps its name, ARN and tags), answers EndpointArn and
+applies the new config as SageMaker does, while DescribeEndpoint says `Updating`: a variant whose model
+is unchanged keeps its containers and only its ServerlessConfig changes (provisioned containers
+started or retired to the new ProvisionedConcurrency, the new MaxConcurrency); any other variant is
+replaced. The endpoint is `InService` again once every provisioned container of the new config passed
+/ping; a second UpdateEndpoint meanwhile is refused, as SageMaker refuses it. CreateEndpoint and
+DeleteEndpoint stop the endpoint's containers, so the next request runs the new definition.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ PREHEAT_NAMESPACE = "Preheat"
 ROLE = "preheat-twin-sagemaker"
 _INVOKE_PATH = "/endpoints/"
 _FORWARDED_HEADERS = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
-_CONTROL_OPS = ("SageMaker.CreateEndpoint", "SageMaker.UpdateEndpoint", "SageMaker.DeleteEndpoint")
+_CONTROL_OPS = ("SageMaker.CreateEndpoint", "SageMaker.DeleteEndpoint")
 
 
 class Throttled(Exception):
@@ -217,10 +223,22 @@ class VariantPool:
             self.reconcile()
 
     def reconcile(self) -> None:
-        """Start provisioned containers until ProvisionedConcurrency of them are up or starting."""
+        """Start or retire provisioned containers until ProvisionedConcurrency of them are up or
+        starting (a busy one retires after its request)."""
         current = [c for c in self.containers if c.provisioned and c.alive and not c.retiring]
         for _ in range(self.spec.provisioned - len(current)):
             self.service.spawn(self._provision())
+        order = {State.STARTING: 0, State.IDLE: 1, State.BUSY: 2}
+        for container in sorted(current, key=lambda c: order.get(c.state, 3))[: max(0, len(current) - self.spec.provisioned)]:
+            container.retiring = True
+            if container.state is not State.BUSY:
+                container.stop()
+                self.containers.remove(container)
+                self.service.spawn(container.wait_closed())
+
+    def provisioned_ready(self) -> bool:
+        ready = [c for c in self.containers if c.provisioned and not c.retiring and c.state in (State.IDLE, State.BUSY)]
+        return len(ready) >= self.spec.provisioned
 
     async def _provision(self) -> None:
         container = self._new(PROVISIONED)
@@ -346,6 +364,7 @@ class SageMaker:
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._clients: tuple[Any, Any] | None = None
+        self._updating: dict[str, asyncio.Future[None]] = {}  # endpoint -> its UpdateEndpoint, in progress
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -534,6 +553,10 @@ class SageMaker:
             if name and "/" not in name:
                 return await self.invoke(name, request)
         target = request.header("x-amz-target") or ""
+        if request.method == "POST" and target == "SageMaker.UpdateEndpoint":
+            return await self._update_endpoint(request)
+        if request.method == "POST" and target == "SageMaker.DescribeEndpoint":
+            return self._while_updating(request, await forward(request))
         if request.method == "POST" and target in _CONTROL_OPS:
             response = await forward(request)
             if 200 <= response.status < 300:
@@ -546,6 +569,105 @@ class SageMaker:
                     self.spawn(self._load_quietly(name))  # provisioned containers start now, as on AWS
             return response
         return None
+
+    # --- UpdateEndpoint ---------------------------------------------------------------------------
+
+    async def _update_endpoint(self, request: Request) -> Response:
+        try:
+            body = json.loads(request.body or b"{}")
+            name, config = body["EndpointName"], body["EndpointConfigName"]
+            if not (isinstance(name, str) and name and isinstance(config, str) and config):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _control_error("ValidationException",
+                                  "UpdateEndpoint needs EndpointName and EndpointConfigName (non-empty strings)")
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account_id}:endpoint/{name.lower()}"
+        if name in self._updating:
+            return _control_error("ValidationException", f'Cannot update in-progress endpoint "{arn}".')
+        try:
+            arn = await asyncio.to_thread(self._swap_config, name, config)
+        except LookupError as exc:
+            return _control_error("ValidationException", str(exc))
+        task = asyncio.ensure_future(self._apply_update(name))
+        self._updating[name] = task
+        task.add_done_callback(lambda _: self._updating.pop(name, None))
+        return Response.json(200, {"EndpointArn": arn}, [("x-amzn-requestid", str(uuid.uuid4()))])
+
+    def _swap_config(self, name: str, config: str) -> str:
+        """Point the endpoint at `config` in moto (which has no UpdateEndpoint): delete it and create
+        it again with the same name (hence the same ARN) and tags."""
+        sm, _ = self.clients()
+        try:
+            described = sm.describe_endpoint(EndpointName=name)
+        except sm.exceptions.ClientError as exc:
+            raise LookupError(exc.response.get("Error", {}).get("Message", str(exc))) from None
+        if described.get("EndpointStatus") != "InService":
+            raise LookupError(f'Cannot update in-progress endpoint "{described["EndpointArn"]}".')
+        try:
+            sm.describe_endpoint_config(EndpointConfigName=config)
+        except sm.exceptions.ClientError as exc:
+            raise LookupError(exc.response.get("Error", {}).get("Message", str(exc))) from None
+        tags = sm.list_tags(ResourceArn=described["EndpointArn"]).get("Tags", [])
+        sm.delete_endpoint(EndpointName=name)
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=config, **({"Tags": tags} if tags else {}))
+        return str(described["EndpointArn"])
+
+    async def _apply_update(self, name: str) -> None:
+        """Run the endpoint's new config; done when its provisioned containers are ready."""
+        try:
+            running = self.endpoints.get(name)
+            definition = await asyncio.to_thread(self._describe, name)
+            if definition is None:
+                return
+            if running is None:
+                endpoint = await self.endpoint(name)
+            else:
+                endpoint = running
+                envs = {v.name: await asyncio.to_thread(self._container_env, definition, v) for v in definition.variants}
+                spec = self.specs.get(name)
+                keep = spec.keep_alive_s if spec is not None and spec.keep_alive_s is not None else self.keep_alive_s
+                pools: dict[str, VariantPool] = {}
+                for variant in definition.variants:
+                    pool = endpoint.pools.pop(variant.name, None)
+                    same_model = pool is not None and (
+                        (pool.spec.model_name, dict(pool.spec.environment), pool.spec.model_data_url, pool.spec.image)
+                        == (variant.model_name, dict(variant.environment), variant.model_data_url, variant.image))
+                    if pool is not None and same_model:
+                        pool.spec, pool.endpoint = variant, definition  # only its ServerlessConfig changed
+                    else:
+                        if pool is not None:
+                            for container in pool.stop_all():
+                                self.spawn(container.wait_closed())
+                        pool = VariantPool(self, definition, variant, envs[variant.name], self._logs[name], keep)
+                    pools[variant.name] = pool
+                for gone in endpoint.pools.values():
+                    for container in gone.stop_all():
+                        self.spawn(container.wait_closed())
+                endpoint.definition, endpoint.pools = definition, pools
+                for pool in pools.values():
+                    pool.reconcile()
+            deadline = time.monotonic() + SETUP_TIMEOUT_S
+            while endpoint is not None and time.monotonic() < deadline:
+                if all(p.provisioned_ready() or p.failure for p in endpoint.pools.values()):
+                    return
+                await asyncio.sleep(0.05)
+        except Exception as exc:  # the endpoint keeps what it had; the update is over either way
+            log.warning("UpdateEndpoint of %s: %s", name, exc)
+
+    def _while_updating(self, request: Request, response: Response) -> Response:
+        """DescribeEndpoint says `Updating` until the new config runs."""
+        try:
+            name = json.loads(request.body or b"{}").get("EndpointName")
+        except (ValueError, AttributeError):
+            return response
+        if response.status != 200 or name not in self._updating:
+            return response
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            return response
+        data["EndpointStatus"] = "Updating"
+        return Response(200, json.dumps(data).encode(), [(k, v) for k, v in response.headers if k.lower() != "content-length"])
 
     async def _load_quietly(self, name: str) -> None:
         try:
@@ -709,6 +831,12 @@ class SageMaker:
              "variants": [p.describe() for p in e.pools.values()]}
             for name, e in self.endpoints.items()
         ]
+
+
+def _control_error(code: str, message: str, status: int = 400) -> Response:
+    """An error of the SageMaker control plane (JSON protocol: botocore reads `__type`)."""
+    return Response.json(status, {"__type": code, "message": message},
+                         [("x-amzn-errortype", code), ("x-amzn-requestid", str(uuid.uuid4()))])
 
 
 def _header(response: Response, name: str) -> str | None:

@@ -133,8 +133,9 @@ def expected_twin_env(name: str, stack_env: dict[str, str], twin: TwinConfig) ->
     if name == CONTROLLER_FUNCTION:
         env["PREHEAT_PC_MODE"] = "off" if env["PREHEAT_PC_MODE"] == "off" else "direct"  # no AAS here
         env["PREHEAT_MAX_CONCURRENCY"] = str(min(int(env["PREHEAT_MAX_CONCURRENCY"]), TWIN_MAX_CONCURRENCY))
-        env.pop("PREHEAT_SAGEMAKER_ENDPOINT", None)  # moto has no UpdateEndpoint
-        env.pop("PREHEAT_SAGEMAKER_VARIANT", None)
+        if not twin.endpoints:  # the twin serves the endpoint once the default model is built
+            env.pop("PREHEAT_SAGEMAKER_ENDPOINT", None)
+            env.pop("PREHEAT_SAGEMAKER_VARIANT", None)
     return env
 
 
