@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("bench", "handler", "scripts.bench_handler", "cold start and warm latency of the Lambda handler vs the floor"),
     ("", "up", "scripts.up", "start the local twin (Lambda + Function URLs + moto) in the background"),
     ("", "down", "scripts.down", "stop the local twin"),
+    ("", "invoke", "scripts.invoke", "call a Function URL (the twin's by default), SigV4-signed when it is AWS_IAM"),
     ("", "demo", "scripts.demo", "start a twin, send a cold burst then warm traffic, print cold and warm apart"),
     ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
     ("", "simulate", "scripts.simulate", "replay serverless traces against the warm-keeping policies"),

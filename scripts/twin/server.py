@@ -171,6 +171,7 @@ class Twin:
                 name: {
                     "url": self.urls[name].url if name in self.urls else None,
                     "url_qualifier": f.spec.url_qualifier,
+                    "url_auth": f.spec.url_auth,
                     "handler": f.spec.handler,
                     "isolated": f.spec.isolated,
                     "layers": [str(p) for p in f.spec.layers],

@@ -93,6 +93,7 @@ def twin_config(stack: PreheatConfig, root: Path, **overrides: Any) -> TwinConfi
             memory_mb=lam.memory_mb,
             timeout_s=float(lam.timeout_seconds),
             reserved_concurrency=lam.reserved_concurrency,
+            url_auth=lam.url_auth,
         )
     ]
     overrides.setdefault("tables", (table,) if table else ())
