@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _record(console, state)
         demo = Demo(console, state, args, model_name(model_dir), endpoint)
+        demo.sm_provisioned = (config.endpoints[0].endpoint.provisioned_concurrency or 0) if config.endpoints else 0
         code = demo.run()
         _draw_dashboard(console, state, demo.started_utc)
         return code
@@ -104,6 +105,8 @@ class Demo:
         self.samples: list[Any] = []
         self.sagemaker: list[dict[str, Any]] = []
         self.throttle_burst = 0
+        self.provisioned = 0  # on the alias now: a cold burst must be larger to reach on-demand instances
+        self.sm_provisioned = 0  # the endpoint's, likewise
         self.started_utc = dt.datetime.now(dt.UTC)
 
     # --- the rounds ---------------------------------------------------------------------------
@@ -157,9 +160,10 @@ class Demo:
         twin.reset(fn)  # on-demand instances go: the next request is cold
         if self.endpoint:
             twin.control("POST", f"endpoints/{self.endpoint}/reset")
-        self.samples += burst(twin, fn, "cold burst", path, text(-1), args.burst)
+        # Provisioned instances are preferred: the burst is larger by as many, so that `burst` go cold.
+        self.samples += burst(twin, fn, "cold burst", path, text(-1), args.burst + self.provisioned)
         if self.endpoint:
-            self.sm_calls(number, "cold+provisioned", 2)  # one on the provisioned container, one starts one
+            self.sm_calls(number, "cold+provisioned", self.sm_provisioned + 1)  # the last one starts a container
         self.samples += steady(twin, fn, "warm", path, text, args.warm, 1)
         self.samples += steady(twin, fn, "repeat", path, lambda i: text(i % 4), args.repeats, 1)
         if self.endpoint:
@@ -189,6 +193,7 @@ class Demo:
         self.lam.put_provisioned_concurrency_config(
             FunctionName=DEFAULT_FUNCTION, Qualifier="live", ProvisionedConcurrentExecutions=count)
         self.wait_ready(count)
+        self.provisioned = count
 
     def wait_ready(self, count: int) -> None:
         from scripts.twin.config import DEFAULT_FUNCTION
@@ -249,6 +254,7 @@ class Demo:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"UpdateEndpoint of {self.endpoint} did not finish; see {self.state.log_dir}")
             time.sleep(0.2)
+        self.sm_provisioned = serverless["ProvisionedConcurrency"]
 
     # --- tables -------------------------------------------------------------------------------
 
@@ -326,13 +332,17 @@ def _cloudwatch(console: Any, twin: Any, since: dt.datetime) -> None:
     end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
 
     def total(namespace: str, metric: str, stat: str, dims: dict[str, str]) -> str:
-        points = cloudwatch.get_metric_statistics(
-            Namespace=namespace, MetricName=metric, Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-            StartTime=since - dt.timedelta(minutes=1), EndTime=end, Period=3600, Statistics=[stat])["Datapoints"]
-        if not points:
+        # GetMetricData, whose dimensions must match exactly (as on AWS): moto's GetMetricStatistics also
+        # counts the metric's other dimension sets that contain these.
+        result = cloudwatch.get_metric_data(
+            MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {
+                "Namespace": namespace, "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}, "Period": 3600, "Stat": stat}}],
+            StartTime=since - dt.timedelta(hours=1), EndTime=end)["MetricDataResults"][0]
+        values = [v for v in result["Values"] if v is not None]
+        if not values:
             return "-"
-        value = sum(p[stat] for p in points) if stat == "Sum" else max(p[stat] for p in points)
-        return f"{value:.1f}"
+        return f"{sum(values) if stat == 'Sum' else max(values):.1f}"
 
     table = Table(title="CloudWatch (moto), namespace Preheat, from the instances' EMF lines", title_justify="left",
                   box=box.SIMPLE_HEAD)

@@ -39,6 +39,7 @@ class CacheMetrics:
         self._counts: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        self._counted_at = 0.0  # when the last pending count was made: what its blob is stamped with
         shutdown.at_environment_end(self.flush)  # on Lambda; elsewhere it does nothing
 
     def count(self, level: str, *, hits: int = 0, misses: int = 0, errors: int = 0) -> None:
@@ -49,6 +50,7 @@ class CacheMetrics:
             counts[0] += hits
             counts[1] += misses
             counts[2] += errors
+            self._counted_at = time.time()
 
     def maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush >= self.interval:
@@ -58,8 +60,11 @@ class CacheMetrics:
         with self._lock:
             counts, self._counts = self._counts, {}
             self._last_flush = time.monotonic()
+            # Stamped with the last count's time, not the flush's: a shutdown phase may come minutes
+            # after the requests it reports, and CloudWatch files a metric under its timestamp.
             for level, values in counts.items():
                 self._emf.emit(
                     {name: (value, COUNT) for name, value in zip(NAMES, values, strict=True)},
                     {"level": level},
+                    self._counted_at,
                 )
