@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from functions.inference.manifest import Manifest, SessionHints, TensorSpec, TextSpec
+from functions.inference.manifest import EmbeddingSpec, Manifest, SessionHints, TensorSpec, TextSpec
 from layers import export, gate, modeldir, optimize, paths, search, textdata, wordpiece
 from layers.quantize import QuantConfig
 from layers.source import Source
@@ -79,7 +79,8 @@ def build_default(
         if compiled.path is None:
             progress(f"the runtime will load tokenizer.json with the tokenizers library: {compiled.reason}")
         text = _text_spec(source, wordpiece=compiled.path.name if compiled.path else None)
-        common = _common(source, text)
+        embedding = EmbeddingSpec(output=export.OUTPUT, dimensions=MINILM.hidden_size, pooling="mean", normalize=True)
+        common = _common(source, text, embedding)
         fp32_manifest = modeldir.write_manifest(
             fp32,
             name=name + FP32_SUFFIX,
@@ -104,7 +105,7 @@ def build_default(
             reference=fp32 / "model.onnx",
             fused=fused,
             work=work,
-            encode=_encoder(tokenizer_file, text, common["inputs"], common["outputs"], heldout),
+            encode=_encoder(tokenizer_file, text, embedding, common["inputs"], common["outputs"], heldout),
             calibration_feeds=_feeds(tokenizer_file, text.max_tokens, calibration),
             latency_feed=_long_feed(tokenizer_file, heldout, search.LATENCY_TOKENS),
             progress=progress,
@@ -118,7 +119,7 @@ def build_default(
         model_format = "onnx"
         if ort_format:
             progress("writing the slim model in ONNX Runtime's format")
-            _write_ort(chosen.path, slim / "model.ort", common, text, tokenizer_file, heldout[:32])
+            _write_ort(chosen.path, slim / "model.ort", common, text, embedding, tokenizer_file, heldout[:32])
             model_format = "ort"
         else:
             for file in (chosen.path, optimize.data_file(chosen.path)):
@@ -192,12 +193,13 @@ def _write_ort(
     target: Path,
     common: dict[str, Any],
     text: TextSpec,
+    embedding: EmbeddingSpec,
     tokenizer_file: Path,
     texts: Sequence[str],
 ) -> None:
     """Convert, then check the ORT-format file answers like the ONNX one it came from."""
     optimize.save_ort_format(onnx_model, target)
-    encode = _encoder(tokenizer_file, text, common["inputs"], common["outputs"], texts)
+    encode = _encoder(tokenizer_file, text, embedding, common["inputs"], common["outputs"], texts)
     a, b = encode(onnx_model, "disabled", 8), encode(target, "disabled", 8)
     worst = float((a * b).sum(axis=1).min())
     if worst < 0.9999:
@@ -206,17 +208,15 @@ def _write_ort(
 
 def _text_spec(source: Source, *, wordpiece: str | None) -> TextSpec:
     return TextSpec(
+        feeds=dict(zip(("ids", "mask", "type_ids"), export.INPUTS, strict=True)),
         tokenizer="tokenizer.json",
         wordpiece=wordpiece,
         max_tokens=source.max_tokens,
-        pooling="mean",
-        normalize=True,
-        dimensions=MINILM.hidden_size,
-        output=export.OUTPUT,
+        pad_id=0,
     )
 
 
-def _common(source: Source, text: TextSpec) -> dict[str, Any]:
+def _common(source: Source, text: TextSpec, embedding: EmbeddingSpec) -> dict[str, Any]:
     seq = ("batch", "sequence")
     return {
         "version": "1",
@@ -225,6 +225,7 @@ def _common(source: Source, text: TextSpec) -> dict[str, Any]:
         "inputs": tuple(TensorSpec(n, "int64", seq) for n in export.INPUTS),
         "outputs": (TensorSpec(export.OUTPUT, "float32", ("batch", "sequence", MINILM.hidden_size)),),
         "text": text,
+        "embedding": embedding,
         "aliases": (source.model_id, source.model_id.split("/")[-1]),
         "source": {
             "package": source.package,
@@ -253,22 +254,24 @@ def _summary(outcome: search.Outcome) -> dict[str, Any]:
 def _encoder(
     tokenizer_file: Path,
     text: TextSpec,
+    embedding: EmbeddingSpec,
     inputs: tuple[TensorSpec, ...],
     outputs: tuple[TensorSpec, ...],
     texts: Sequence[str],
 ) -> search.Encoder:
     """Embeds texts exactly as the runtime serves them (same session options, tokenizer, pooling)."""
     from functions.inference.model import OnnxModel
-    from functions.inference.tasks.embedding import TextEmbedder, load_tokenizer
+    from functions.inference.tasks.embedding import Pooling
+    from functions.inference.tasks.text import TextModel, load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_file.parent, text, truncate=True)
 
     def encode(model: Path, graph_optimization: str, batch: int) -> np.ndarray:
         onnx_model = OnnxModel.load(model, inputs, outputs, threads=1, graph_optimization=graph_optimization)
-        embedder = TextEmbedder(onnx_model, tokenizer, text, batch_size=batch, truncate=True)
+        embedder = TextModel(onnx_model, tokenizer, text, Pooling(embedding), batch_size=batch, truncate=True)
         if batch == 1:
-            return np.concatenate([embedder.embed([t]).vectors for t in texts])
-        return embedder.embed(list(texts)).vectors
+            return np.concatenate([embedder.rows([t]).values for t in texts])
+        return embedder.rows(list(texts)).values
 
     return encode
 
@@ -279,14 +282,14 @@ def _feed(ids: list[int]) -> dict[str, np.ndarray]:
 
 
 def _feeds(tokenizer_file: Path, max_tokens: int, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
-    from functions.inference.tasks.embedding import LibraryTokenizer
+    from functions.inference.tasks.text import LibraryTokenizer
 
     return [_feed(ids) for ids in LibraryTokenizer(tokenizer_file, max_tokens=max_tokens).encode(texts)]
 
 
 def _long_feed(tokenizer_file: Path, texts: Sequence[str], tokens: int) -> dict[str, np.ndarray]:
     """One real input of exactly `tokens` tokens, from held-out text run together."""
-    from functions.inference.tasks.embedding import LibraryTokenizer
+    from functions.inference.tasks.text import LibraryTokenizer
 
     return _feed(LibraryTokenizer(tokenizer_file, max_tokens=tokens).encode([" ".join(texts)])[0])
 

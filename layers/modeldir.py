@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from functions.inference import manifest as manifests
-from functions.inference.manifest import Manifest, SessionHints, TensorSpec, TextSpec
+from functions.inference.manifest import (
+    ClassificationSpec,
+    EmbeddingSpec,
+    Manifest,
+    SessionHints,
+    TensorSpec,
+    TextSpec,
+)
 
 
 def tool_versions(extra: Iterable[str] = ()) -> dict[str, str]:
@@ -42,6 +49,8 @@ def write_manifest(
     inputs: tuple[TensorSpec, ...],
     outputs: tuple[TensorSpec, ...],
     text: TextSpec | None = None,
+    embedding: EmbeddingSpec | None = None,
+    classification: ClassificationSpec | None = None,
     aliases: tuple[str, ...] = (),
     session: SessionHints | None = None,
     source: dict[str, Any] | None = None,
@@ -62,6 +71,8 @@ def write_manifest(
         outputs=outputs,
         files=files,
         text=text,
+        embedding=embedding,
+        classification=classification,
         aliases=aliases,
         session=session or SessionHints(),
         source=source or {},

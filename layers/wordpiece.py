@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from functions.inference.tasks import wordpiece as runtime
-from functions.inference.tasks.embedding import LibraryTokenizer
+from functions.inference.tasks.text import LibraryTokenizer
 from functions.inference.tasks.wordpiece import DEFER, DROP, MAP, PAD, PUNCT, SAME, SPACE, WHITESPACE, WORD
 
 FILE_NAME = "tokenizer.wordpiece"

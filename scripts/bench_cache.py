@@ -141,7 +141,7 @@ def replay(phase: Phase, fleet: list[Any], texts: list[str], stream: list[int], 
         cached = fleet[i % len(fleet)]
         started = clock()
         try:
-            got = cached.embed([texts[index]])
+            got = cached.rows([texts[index]])
         except Exception:
             phase.failures += 1
         else:
@@ -333,10 +333,10 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from functions.cache import CacheSettings, EmbeddingCache
+    from functions.cache import CacheSettings, TextCache
     from functions.inference import manifest as manifests
-    from functions.inference.model import OnnxModel
-    from functions.inference.tasks.embedding import TextEmbedder
+    from functions.inference.runtime import open_task
+    from functions.inference.tasks.embedding import EmbeddingTask
     from scripts.cache_servers import MotoDynamo, RedisServer, redis_binary
 
     console = Console()
@@ -348,21 +348,16 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
         console.print("[red]redis-server is not installed[/]: apt-get install -y redis-server")
         return 2
     manifest = manifests.load(args.model_dir)
-    assert manifest.text is not None
-    model = OnnxModel.load(
-        args.model_dir / manifest.model_file,
-        manifest.inputs,
-        manifest.outputs,
-        threads=1,
-        graph_optimization=manifest.session.graph_optimization,
-    )
-    task = TextEmbedder.load(model, args.model_dir, manifest.text, batch_size=32, truncate=True)
+    task = open_task(args.model_dir, manifest=manifest)
+    if not isinstance(task, EmbeddingTask):
+        console.print(f"[red]{args.model_dir} is a {manifest.task} model[/]: the cache bench replays texts to an embedder")
+        return 2
     task.warmup()
     texts = corpus(args.distinct, args.seed)
     stream = zipf_stream(len(texts), args.requests, args.skew, args.seed)
 
     def build_cached(env: dict[str, str], **overrides: Any) -> Any:
-        """An instance's CachedEmbedder, configured as the runtime configures it: from settings."""
+        """An instance's cache in front of the model, configured as the runtime configures it: from settings."""
         # Writes as on Lambda (before answering), so each miss's latency includes its write.
         env = {"PREHEAT_CACHE_WRITE": "sync", **env}
         import msgspec
@@ -370,12 +365,12 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
         settings = msgspec.structs.replace(
             CacheSettings.from_env(env), metrics_interval_seconds=3600.0, **overrides
         )
-        cache = EmbeddingCache.open(
+        cache = TextCache.open(
             manifest, truncate=True, service="bench", namespace="PreheatBench", settings=settings, env=env
         )
         assert cache is not None
         cache.wait_ready(10)
-        return cache.wrap(task)
+        return cache.wrap(task.model)
 
     phases: dict[str, Phase] = {}
     result: dict[str, Any] = {
@@ -402,7 +397,7 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
         bar = progress.add_task("model", total=len(sample))
         for text in sample:
             started = time.perf_counter()
-            task.embed([text])
+            task.model.rows([text])
             model_runs.append(time.perf_counter() - started)
             progress.advance(bar)
         result["model_run_p50_ms"] = ms(pct(model_runs, 50))
@@ -581,7 +576,7 @@ def outage(
         i += 1
         started = time.perf_counter()
         try:
-            got = cached.embed([text])
+            got = cached.rows([text])
         except Exception:
             failures += 1
             continue

@@ -40,9 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from functions.inference import manifest as manifests
+    from functions.inference import tasks
     from functions.inference.errors import ModelLoadError
     from functions.inference.model import OnnxModel
-    from functions.inference.tasks.embedding import LibraryTokenizer, TextEmbedder, load_tokenizer
+    from functions.inference.tasks.embedding import EmbeddingTask
+    from functions.inference.tasks.text import LibraryTokenizer
     from layers import gate, textdata
 
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "batch8": [heldout[i : i + 8] for i in range(0, 8 * 12, 8)],
     }
 
-    def load(name: str, threads: int) -> tuple[TextEmbedder, float]:
+    def load(name: str, threads: int) -> tuple[EmbeddingTask, float]:
         manifest = specs[name]
         started = time.perf_counter()
         model = OnnxModel.load(
@@ -77,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
             graph_optimization=manifest.session.graph_optimization,
         )
         created = (time.perf_counter() - started) * 1000
-        assert manifest.text is not None
-        tokenizer = load_tokenizer(dirs[name], manifest.text, truncate=True)
-        return TextEmbedder(model, tokenizer, manifest.text, batch_size=32, truncate=True), created
+        context = tasks.TaskContext(manifest, model, dirs[name], batch_size=32, truncate=True, max_inputs=2048)
+        task = tasks.load(context)
+        assert isinstance(task, EmbeddingTask)
+        return task, created
 
     figures: dict[str, dict[str, object]] = {
         name: {
@@ -128,11 +131,11 @@ def run(args: argparse.Namespace) -> int:
     with console.status("accuracy on held-out text…"):
         embedders = {name: load(name, 2)[0] for name in dirs}
         batch1 = {
-            name: np.concatenate([embedders[name].embed([t]).vectors for t in heldout]) for name in dirs
+            name: np.concatenate([embedders[name].embed([t]).values for t in heldout]) for name in dirs
         }
         for embedder in embedders.values():
-            embedder.batch_size = 8
-        batched = {name: embedders[name].embed(heldout).vectors for name in dirs}
+            embedder.model.batch_size = 8
+        batched = {name: embedders[name].embed(heldout).values for name in dirs}
         scores1 = gate.embedding_scores(batch1["fp32"], batch1["slim"])
         scores8 = gate.embedding_scores(batched["fp32"], batched["slim"])
     failures = list(gate.EmbeddingScores.worst(scores1, scores8).failures(gate.EmbeddingThresholds()))

@@ -137,7 +137,7 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
     embed_rt, tensor_rt = runtime(options.model_dir), runtime(tensor_dir)
     model = embed_rt.manifest.name
     pool = load.texts(options.pool, words=_WORDS)
-    reference = {t: embed_rt.task.embed([t]).vectors[0] for t in pool}  # type: ignore[attr-defined]
+    reference = {t: embed_rt.task.embed([t]).values[0] for t in pool}  # type: ignore[attr-defined]
     results: dict[str, Any] = {"meta": {
         "model_dir": str(options.model_dir), "model": model, "reserved": options.reserved,
         "levels": list(options.levels), "seconds_per_level": options.seconds, "examples": options.examples,

@@ -33,25 +33,33 @@ _options.graph_optimization_level = {
 SESSION = ort.InferenceSession(
     os.path.join(MODEL_DIR, _MANIFEST["model_file"]), _options, providers=["CPUExecutionProvider"]
 )
-_FEEDS = [i.name for i in SESSION.get_inputs()]
-_OUTPUT = _MANIFEST["text"]["output"]
-TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _MANIFEST["text"]["tokenizer"]))
+_TEXT, _EMBEDDING = _MANIFEST["text"], _MANIFEST["embedding"]
+_ROLES = {name: role for role, name in _TEXT["feeds"].items()}  # graph input -> ids | mask | type_ids
+_OUTPUT = _EMBEDDING["output"]
+TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _TEXT["tokenizer"]))
 TOKENIZER.no_padding()
-TOKENIZER.enable_truncation(max_length=_MANIFEST["text"]["max_tokens"])
+TOKENIZER.enable_truncation(max_length=_TEXT["max_tokens"])
 
 
 def embed(texts: list[str]) -> np.ndarray:
     encodings = TOKENIZER.encode_batch(texts)
     width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(texts), width), dtype=np.int64)
+    ids = np.full((len(texts), width), _TEXT["pad_id"], dtype=np.int64)
     mask = np.zeros((len(texts), width), dtype=np.int64)
     for row, enc in enumerate(encodings):
         ids[row, : len(enc.ids)] = enc.ids
         mask[row, : len(enc.ids)] = 1
-    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    hidden = SESSION.run([_OUTPUT], {name: feeds[name] for name in _FEEDS})[0]
-    weights = mask[:, :, None].astype(np.float32)
-    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    feeds = {"ids": ids, "mask": mask, "type_ids": np.zeros_like(ids)}
+    hidden = SESSION.run([_OUTPUT], {name: feeds[role] for name, role in _ROLES.items()})[0]
+    if _EMBEDDING["pooling"] == "none":
+        pooled = hidden
+    elif _EMBEDDING["pooling"] == "cls":
+        pooled = hidden[:, 0, :]
+    else:
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    if not _EMBEDDING["normalize"]:
+        return pooled  # type: ignore[no-any-return]
     return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)  # type: ignore[no-any-return]
 
 

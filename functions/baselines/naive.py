@@ -31,8 +31,9 @@ with open(os.path.join(MODEL_DIR, "manifest.json"), encoding="utf-8") as _f:
 SESSION = ort.InferenceSession(os.path.join(MODEL_DIR, MANIFEST["model_file"]))
 TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, MANIFEST["text"]["tokenizer"]))
 TOKENIZER.enable_truncation(max_length=MANIFEST["text"]["max_tokens"])
-TOKENIZER.enable_padding()
-OUTPUT = MANIFEST["text"]["output"]
+TOKENIZER.enable_padding(pad_id=MANIFEST["text"]["pad_id"])
+ROLES = {name: role for role, name in MANIFEST["text"]["feeds"].items()}
+OUTPUT = MANIFEST["embedding"]["output"]
 
 app = FastAPI(title="naive embeddings")
 
@@ -48,11 +49,18 @@ def embeddings(request: EmbeddingsRequest) -> dict[str, Any]:
     encodings = TOKENIZER.encode_batch(texts)
     ids = np.array([e.ids for e in encodings], dtype=np.int64)
     mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    hidden = SESSION.run([OUTPUT], {i.name: feeds[i.name] for i in SESSION.get_inputs()})[0]
-    weights = mask[:, :, None].astype(np.float32)
-    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-    vectors = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    feeds = {"ids": ids, "mask": mask, "type_ids": np.zeros_like(ids)}
+    hidden = SESSION.run([OUTPUT], {name: feeds[role] for name, role in ROLES.items()})[0]
+    pooling = MANIFEST["embedding"]["pooling"]
+    if pooling == "none":
+        pooled = hidden
+    elif pooling == "cls":
+        pooled = hidden[:, 0, :]
+    else:
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    norm = np.linalg.norm(pooled, axis=1, keepdims=True) if MANIFEST["embedding"]["normalize"] else 1.0
+    vectors = pooled / norm
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],

@@ -1,7 +1,9 @@
 """The cache tier: answer repeats without running the model, never with a wrong or stale answer.
 
-    cache = EmbeddingCache.open(manifest, truncate=..., service=..., namespace=...)  # at init; or None
-    embedder = cache.wrap(text_embedder)   # an Embedder: .embed(texts) -> Embeddings(served_by=...)
+    cache = TextCache.open(manifest, truncate=..., service=..., namespace=...)  # at init; or None
+    rows = cache.wrap(text_model)   # a RowSource: .rows(items) -> Rows(served_by=...)
+
+Any text task's rows are cached (embeddings, label scores); tensor models are not.
 
 Levels: an in-process LRU bounded in bytes (PREHEAT_CACHE_MEMORY_BYTES, default 64 MiB), then a
 shared tier, DynamoDB (PREHEAT_CACHE_TABLE) or Redis (PREHEAT_CACHE_REDIS_URL). Settings: settings.py.
@@ -14,18 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from functions.cache.keys import KeySpace, embedding_keyspace
+from functions.cache.keys import KeySpace, text_keyspace
 from functions.cache.memory import MemoryCache
 from functions.cache.metrics import CacheMetrics
 from functions.cache.settings import CacheSettings
-from functions.cache.tiered import CachedEmbedder
-from functions.inference.manifest import Manifest
-from functions.inference.tasks.embedding import Embedder
+from functions.cache.tiered import CachedRows
+from functions.inference.manifest import TEXT_TASKS, Manifest
+from functions.inference.tasks.text import RowSource
 
 if TYPE_CHECKING:
     from functions.cache.shared import Guarded, SharedTier
 
-__all__ = ["CacheSettings", "CachedEmbedder", "EmbeddingCache", "KeySpace", "open_shared_tier"]
+__all__ = ["CacheSettings", "CachedRows", "KeySpace", "TextCache", "open_shared_tier"]
 
 
 def open_shared_tier(settings: CacheSettings, env: Mapping[str, str] | None = None) -> SharedTier | None:
@@ -40,22 +42,20 @@ def open_shared_tier(settings: CacheSettings, env: Mapping[str, str] | None = No
     return None
 
 
-class EmbeddingCache:
-    """The cache of one text-embedding model. Opened early in init so that the shared tier connects
-    while the model loads; wraps the embedder once it exists."""
+class TextCache:
+    """The cache of one text model. Opened early in init so that the shared tier connects while the
+    model loads; wraps the task's rows once the task exists."""
 
     def __init__(
         self,
         settings: CacheSettings,
         keyspace: KeySpace,
         *,
-        dimensions: int,
         metrics: CacheMetrics,
         shared: Guarded | None,
     ) -> None:
         self.settings = settings
         self.keyspace = keyspace
-        self.dimensions = dimensions
         self.metrics = metrics
         self.shared = shared
 
@@ -69,11 +69,11 @@ class EmbeddingCache:
         namespace: str,
         settings: CacheSettings | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> EmbeddingCache | None:
-        """None when there is nothing to cache (no level configured, or not a text-embedding model).
+    ) -> TextCache | None:
+        """None when there is nothing to cache (no level configured, or not a text model).
         Bad settings raise ConfigError naming the variable."""
         settings = CacheSettings.from_env(env) if settings is None else settings
-        if not settings.enabled or manifest.task != "text-embedding" or manifest.text is None:
+        if not settings.enabled or manifest.task not in TEXT_TASKS:
             return None
         metrics = CacheMetrics(
             service=service, namespace=namespace, interval=settings.metrics_interval_seconds
@@ -86,8 +86,7 @@ class EmbeddingCache:
             shared = Guarded(tier, timeout_seconds=settings.timeout_ms / 1000, metrics=metrics)
         return cls(
             settings,
-            embedding_keyspace(manifest, truncate=truncate),
-            dimensions=manifest.text.dimensions,
+            text_keyspace(manifest, truncate=truncate),
             metrics=metrics,
             shared=shared,
         )
@@ -96,12 +95,11 @@ class EmbeddingCache:
         """Wait for the shared tier's background connect (benchmarks, tests); True if there is none."""
         return self.shared.wait_ready(timeout) if self.shared is not None else True
 
-    def wrap(self, embedder: Embedder) -> CachedEmbedder:
+    def wrap(self, source: RowSource) -> CachedRows:
         s = self.settings
-        return CachedEmbedder(
-            embedder,
+        return CachedRows(
+            source,
             self.keyspace,
-            dimensions=self.dimensions,
             memory=MemoryCache(s.memory_bytes) if s.memory_bytes > 0 else None,
             shared=self.shared,
             metrics=self.metrics,

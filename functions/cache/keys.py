@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import msgspec
+
 from functions.inference.manifest import Manifest
 
 # Bump when the key derivation or the value layout changes: old entries then simply stop matching.
@@ -37,6 +39,11 @@ class KeySpace:
         # The model id in clear lets an operator find (or drop) one model's entries by prefix.
         self._prefix = f"preheat:{model_id[:16]}:"
 
+    def key_of(self, item: str | tuple[str, str]) -> Key:
+        """A text's key, or a pair's: its first text's length in front keeps ("ab", "c") and
+        ("a", "bc") apart (a pair model's key space holds only pairs)."""
+        return self.key(item if isinstance(item, str) else f"{len(item[0])}:{item[0]}{item[1]}")
+
     def key(self, text: str) -> Key:
         h = self._base.copy()
         # surrogatepass: JSON may carry lone surrogates; they must hash, not raise.
@@ -45,18 +52,12 @@ class KeySpace:
         return Key(digest, self._prefix + digest.hex())
 
 
-def embedding_keyspace(manifest: Manifest, *, truncate: bool) -> KeySpace:
-    """model_id covers the files; the manifest's text settings (pooling, normalisation, ...) can change
-    without any file changing, so they are part of the key too."""
-    text = manifest.text
+def text_keyspace(manifest: Manifest, *, truncate: bool) -> KeySpace:
+    """model_id covers the files; the manifest's text and task settings (pooling, labels, ...) can
+    change without any file changing, so they are part of the key too."""
     variant: dict[str, Any] = {"task": manifest.task, "truncate": truncate}
-    if text is not None:
-        variant.update(
-            tokenizer=text.tokenizer,
-            max_tokens=text.max_tokens,
-            pooling=text.pooling,
-            normalize=text.normalize,
-            dimensions=text.dimensions,
-            output=text.output,
-        )
+    for section in ("text", "embedding", "classification"):
+        value = getattr(manifest, section)
+        if value is not None:
+            variant[section] = msgspec.to_builtins(value)
     return KeySpace(manifest.model_id, variant)

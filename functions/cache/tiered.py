@@ -1,12 +1,13 @@
-"""CachedEmbedder: the data plane's Embedder with the cache levels in front of the model.
+"""CachedRows: a text task's RowSource with the cache levels in front of the model.
 
-For each text: the in-process LRU, then the shared tier (DynamoDB or Redis), then the model, which
-runs once for all the texts nobody had, and once per instance for a text that several threads miss
-at the same moment. Every answer computed is kept in memory and written to the shared tier.
+For each item (a text, or a pair of texts): the in-process LRU, then the shared tier (DynamoDB or
+Redis), then the model, which runs once for all the items nobody had, and once per instance for an
+item that several threads miss at the same moment. Every row computed is kept in memory and written
+to the shared tier. The rows are whatever the task's head makes: embeddings, or label scores.
 
-`served_by` (the x-preheat-cache header) names the slowest level a request had to reach: `miss` if
-the model ran for any of its texts, else the shared tier's name if any text came from there, else
-`memory`. A thread that waited for another thread's model run reports where that answer came from.
+`served_by` names the slowest level a request had to reach: `miss` if the model ran for any of its
+items, else the shared tier's name if any item came from there, else `memory`. A thread that waited
+for another thread's model run reports where that answer came from.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from functions.cache.keys import Key, KeySpace
 from functions.cache.memory import MemoryCache
 from functions.cache.metrics import CacheMetrics
 from functions.inference.errors import InvalidRequest
-from functions.inference.tasks.embedding import Embedder, Embeddings
+from functions.inference.tasks.text import Item, Rows, RowSource
 
 if TYPE_CHECKING:  # the shared-tier machinery is imported only when a shared tier is configured
     from functions.cache.shared import Guarded
@@ -36,13 +37,12 @@ MISS = "miss"
 MEMORY = "memory"
 
 
-class CachedEmbedder:
+class CachedRows:
     def __init__(
         self,
-        inner: Embedder,
+        inner: RowSource,
         keyspace: KeySpace,
         *,
-        dimensions: int,
         memory: MemoryCache | None,
         shared: Guarded | None,
         metrics: CacheMetrics,
@@ -52,7 +52,7 @@ class CachedEmbedder:
     ) -> None:
         self.inner = inner
         self.keyspace = keyspace
-        self.dimensions = dimensions
+        self.width = inner.width
         self.memory = memory
         self.shared = shared
         self.metrics = metrics
@@ -63,8 +63,8 @@ class CachedEmbedder:
 
             self.writer = BackgroundWriter(shared)
         self._flights: Flights[tuple[Entry, str]] = Flights()
-        self.value_bytes = codec.size_of(dimensions)
-        # Every answer of an embedding model has the same size, so "too large to cache" is decided once.
+        self.value_bytes = codec.size_of(self.width)
+        # Every row of a model has the same size, so "too large to cache" is decided once.
         self.cacheable = self.value_bytes <= max_value_bytes
         if not self.cacheable:
             log.warning(
@@ -73,15 +73,15 @@ class CachedEmbedder:
                 max_value_bytes,
             )
 
-    def embed(self, texts: Sequence[str]) -> Embeddings:
+    def rows(self, texts: Sequence[Item]) -> Rows:
         if not self.cacheable:
-            return self.inner.embed(texts)
+            return self.inner.rows(texts)
         now = time.time()
-        # One lookup per distinct text: a text repeated inside a request is computed once.
-        by_text: dict[str, Key] = {}
+        # One lookup per distinct item: an item repeated inside a request is computed once.
+        by_text: dict[Item, Key] = {}
         for text in texts:
             if text not in by_text:
-                by_text[text] = self.keyspace.key(text)
+                by_text[text] = self.keyspace.key_of(text)
         keys = list(by_text.values())
         found: dict[bytes, tuple[Entry, str]] = {}
         if self.memory is not None:
@@ -99,9 +99,9 @@ class CachedEmbedder:
             except InvalidRequest:
                 # The model refused one of the texts (e.g. too long with PREHEAT_TRUNCATE=false): let it
                 # refuse the whole request as it would uncached, so the error names the right index.
-                return self.inner.embed(texts)
+                return self.inner.rows(texts)
         self.metrics.maybe_flush()
-        vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        vectors = np.empty((len(texts), self.width), dtype=np.float32)
         tokens: list[int] = []
         levels: set[str] = set()
         for i, text in enumerate(texts):
@@ -110,10 +110,10 @@ class CachedEmbedder:
             tokens.append(entry.tokens)
             levels.add(level)
         served_by = MISS if MISS in levels else next((lv for lv in levels if lv != MEMORY), MEMORY)
-        return Embeddings(vectors=vectors, tokens=tuple(tokens), served_by=served_by)
+        return Rows(values=vectors, tokens=tuple(tokens), served_by=served_by)
 
     def _fill(
-        self, missing: list[Key], source: dict[bytes, str], found: dict[bytes, tuple[Entry, str]], now: float
+        self, missing: list[Key], source: dict[bytes, Item], found: dict[bytes, tuple[Entry, str]], now: float
     ) -> None:
         by_digest = {k.digest: k for k in missing}
         owned_digests, waiting = self._flights.claim(list(by_digest))
@@ -135,7 +135,7 @@ class CachedEmbedder:
             self._compute(leftovers, source, found, now)
 
     def _fill_owned(
-        self, owned: list[Key], source: dict[bytes, str], found: dict[bytes, tuple[Entry, str]], now: float
+        self, owned: list[Key], source: dict[bytes, Item], found: dict[bytes, tuple[Entry, str]], now: float
     ) -> None:
         compute = owned
         if self.shared is not None:
@@ -148,7 +148,7 @@ class CachedEmbedder:
                     if value is not None:
                         entry = codec.decode(
                             value,
-                            dims=self.dimensions,
+                            dims=self.width,
                             model_digest=self.keyspace.model_digest,
                             key_digest=key.digest,
                             now=now,
@@ -165,12 +165,12 @@ class CachedEmbedder:
             self._compute(compute, source, found, now)
 
     def _compute(
-        self, keys: list[Key], source: dict[bytes, str], found: dict[bytes, tuple[Entry, str]], now: float
+        self, keys: list[Key], source: dict[bytes, Item], found: dict[bytes, tuple[Entry, str]], now: float
     ) -> None:
-        result = self.inner.embed([source[k.digest] for k in keys])
+        result = self.inner.rows([source[k.digest] for k in keys])
         expires_at = int(now) + self.ttl_seconds
         writes: list[tuple[str, bytes]] = []
-        for key, vector, tokens in zip(keys, result.vectors, result.tokens, strict=True):
+        for key, vector, tokens in zip(keys, result.values, result.tokens, strict=True):
             entry = Entry(
                 vector=np.array(vector, dtype=np.float32), tokens=int(tokens), expires_at=expires_at
             )

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from functions.inference import schemas
 from functions.inference.protocol import (
     DOCS_PATH,
+    OIP_PREFIX,
     OPENAPI_PATH,
     HttpRequest,
     HttpResponse,
@@ -29,6 +30,9 @@ from functions.inference.protocol import (
 from functions.inference.runtime import Runtime
 
 REF = "#/components/schemas/{name}"
+# /invocations takes any protocol's request (told apart by its keys) and answers in kind.
+_INVOCATION_REQUESTS = ("EmbeddingsRequest", "ClassifyRequest", "RerankRequest", "InferenceRequest")
+_INVOCATION_RESPONSES = ("EmbeddingsResponse", "ClassifyResponse", "RerankResponse", "InferenceResponse")
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -52,13 +56,21 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 return _response(
                     error_response(
-                        413, "payload_too_large", f"the body is {declared} bytes, over the limit of {limit}"
+                        413,
+                        "payload_too_large",
+                        f"the body is {declared} bytes, over the limit of {limit}",
+                        path=router.strip(request.url.path),
                     )
                 )
             body = await _read(request, limit)
             if body is None:
                 return _response(
-                    error_response(413, "payload_too_large", f"the body is over the limit of {limit} bytes")
+                    error_response(
+                        413,
+                        "payload_too_large",
+                        f"the body is over the limit of {limit} bytes",
+                        path=router.strip(request.url.path),
+                    )
                 )
             incoming = HttpRequest(
                 method=request.method,
@@ -89,11 +101,21 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (404, 405):  # the router words these the same way Lambda does
             return _response(router.dispatch(HttpRequest(request.method, request.url.path)))
-        return _response(error_response(exc.status_code, "http_error", str(exc.detail), headers=exc.headers))
+        return _response(
+            error_response(
+                exc.status_code,
+                "http_error",
+                str(exc.detail),
+                headers=exc.headers,
+                path=router.strip(request.url.path),
+            )
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return _response(error_response(400, "invalid_request", str(exc.errors())))
+        return _response(
+            error_response(400, "invalid_request", str(exc.errors()), path=router.strip(request.url.path))
+        )
 
     _publish_schemas(app)
     return app
@@ -123,12 +145,7 @@ def _openapi(route: Route) -> dict[str, Any]:
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
         ]
     if route.body is dict:
-        body_schema: dict[str, Any] = {
-            "anyOf": [
-                {"$ref": REF.format(name="EmbeddingsRequest")},
-                {"$ref": REF.format(name="InferenceRequest")},
-            ]
-        }
+        body_schema: dict[str, Any] = {"anyOf": [{"$ref": REF.format(name=n)} for n in _INVOCATION_REQUESTS]}
     elif route.body is not None:
         body_schema = {"$ref": REF.format(name=route.body.__name__)}
     if route.body is not None:
@@ -139,7 +156,8 @@ def _openapi(route: Route) -> dict[str, Any]:
             "description": "OK",
             "content": {"application/json": {"schema": {"$ref": REF.format(name=route.response.__name__)}}},
         }
-    error = {"content": {"application/json": {"schema": {"$ref": REF.format(name="ErrorBody")}}}}
+    shape = "InferenceError" if route.path.startswith(OIP_PREFIX + "/") else "ErrorBody"
+    error = {"content": {"application/json": {"schema": {"$ref": REF.format(name=shape)}}}}
     if route.body is not None or "{" in route.path:
         responses["4XX"] = {"description": "Client error: the body names the reason", **error}
     if route.body is dict:
@@ -147,12 +165,7 @@ def _openapi(route: Route) -> dict[str, Any]:
             "description": "OK",
             "content": {
                 "application/json": {
-                    "schema": {
-                        "anyOf": [
-                            {"$ref": REF.format(name="EmbeddingsResponse")},
-                            {"$ref": REF.format(name="InferenceResponse")},
-                        ]
-                    }
+                    "schema": {"anyOf": [{"$ref": REF.format(name=n)} for n in _INVOCATION_RESPONSES]}
                 }
             },
         }

@@ -16,7 +16,13 @@ import msgspec
 from functions.inference.errors import ModelLoadError
 
 MANIFEST_FILE = "manifest.json"
-TASKS = ("text-embedding", "tensor")
+SCHEMA_VERSION = 2
+TASKS = ("text-embedding", "text-classification", "tensor")
+TEXT_TASKS = ("text-embedding", "text-classification")
+# What each graph input of a text model carries; the text layer builds one array per role.
+FEED_ROLES = ("ids", "mask", "type_ids")
+POOLINGS = ("mean", "cls", "none")
+ACTIVATIONS = ("softmax", "sigmoid", "none")
 
 
 class TensorSpec(msgspec.Struct, frozen=True):
@@ -33,17 +39,43 @@ class FileEntry(msgspec.Struct, frozen=True):
 
 
 class TextSpec(msgspec.Struct, frozen=True):
-    """How a text-embedding model turns text into tensors and tensors into one vector per text."""
+    """How text becomes the graph's input tensors; shared by every text task.
 
+    `feeds` maps each role (FEED_ROLES) to the graph input that takes it: BERT has all three,
+    RoBERTa, XLM-R, MPNet and DistilBERT have no `type_ids`. The build reads the names from the
+    graph and `pad_id` from the tokenizer, so nothing here assumes BERT's names or `[PAD]` = 0."""
+
+    feeds: dict[str, str]
     tokenizer: str = "tokenizer.json"
     # Tables compiled from `tokenizer` for BERT WordPiece (tasks/wordpiece.py): the same ids, without
     # loading the tokenizers library at init. None: the library is used.
     wordpiece: str | None = None
-    max_tokens: int = 256
+    max_tokens: int = 512
+    pad_id: int = 0
+    pairs: bool = False  # each input is a (text, text_pair), as cross-encoders take them
+
+
+class EmbeddingSpec(msgspec.Struct, frozen=True):
+    """`text-embedding`: which output, how token states become one vector per text.
+
+    `pooling` is `mean` (over the attention mask), `cls` (the first token) or `none` (the output
+    already holds one vector per text, e.g. an ONNX file exported with its pooling inside)."""
+
+    output: str
+    dimensions: int
     pooling: str = "mean"
     normalize: bool = True
-    dimensions: int = 384
-    output: str = "last_hidden_state"
+
+
+class ClassificationSpec(msgspec.Struct, frozen=True):
+    """`text-classification`: sequence classifiers and cross-encoders (TextSpec.pairs).
+
+    `output` holds one logit per label, [batch, len(labels)]; `activation` turns logits into scores:
+    softmax (one label per text), sigmoid (multi-label, and one-logit cross-encoders) or none."""
+
+    output: str
+    labels: tuple[str, ...]
+    activation: str = "softmax"
 
 
 class SessionHints(msgspec.Struct, frozen=True):
@@ -60,8 +92,10 @@ class Manifest(msgspec.Struct, frozen=True):
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     files: dict[str, FileEntry]
-    schema_version: int = 1
-    text: TextSpec | None = None
+    schema_version: int = SCHEMA_VERSION
+    text: TextSpec | None = None  # text tasks
+    embedding: EmbeddingSpec | None = None  # text-embedding
+    classification: ClassificationSpec | None = None  # text-classification
     aliases: tuple[str, ...] = ()
     session: SessionHints = msgspec.field(default_factory=SessionHints)
     source: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -95,10 +129,14 @@ def load(model_dir: Path) -> Manifest:
         manifest = msgspec.json.decode(raw, type=Manifest)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ModelLoadError(f"{path} is not a valid manifest: {exc}") from None
-    if manifest.task not in TASKS:
-        raise ModelLoadError(f"{path}: task {manifest.task!r} is not one of {', '.join(TASKS)}")
-    if manifest.task == "text-embedding" and manifest.text is None:
-        raise ModelLoadError(f"{path}: a text-embedding manifest needs a 'text' section")
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise ModelLoadError(
+            f"{path} is manifest schema {manifest.schema_version}, this runtime reads {SCHEMA_VERSION}: "
+            "rebuild the model directory with `preheat build`"
+        )
+    problem = _inconsistency(manifest)
+    if problem is not None:
+        raise ModelLoadError(f"{path}: {problem}")
     for name in manifest.files:
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts:
@@ -110,6 +148,51 @@ def load(model_dir: Path) -> Manifest:
         if name not in manifest.files:
             raise ModelLoadError(f"{path}: {name} is used but has no checksum in 'files'")
     return manifest
+
+
+def _inconsistency(manifest: Manifest) -> str | None:
+    """What makes the task's sections disagree with each other or with the graph, or None."""
+    if manifest.task not in TASKS:
+        return f"task {manifest.task!r} is not one of {', '.join(TASKS)}"
+    section = {"text-embedding": manifest.embedding, "text-classification": manifest.classification}
+    if manifest.task in TEXT_TASKS:
+        wanted = "embedding" if manifest.task == "text-embedding" else "classification"
+        if manifest.text is None or section[manifest.task] is None:
+            return f"a {manifest.task} manifest needs 'text' and '{wanted}' sections"
+    inputs = {spec.name for spec in manifest.inputs}
+    outputs = {spec.name for spec in manifest.outputs}
+    text = manifest.text
+    if text is not None:
+        unknown = sorted(set(text.feeds) - set(FEED_ROLES))
+        if unknown:
+            return f"text.feeds has role(s) {', '.join(unknown)}; roles are {', '.join(FEED_ROLES)}"
+        if "ids" not in text.feeds:
+            return "text.feeds needs the 'ids' role (the graph input that takes token ids)"
+        missing = sorted(set(text.feeds.values()) - inputs)
+        if missing:
+            return f"text.feeds names {', '.join(missing)}, which are not among the inputs"
+        unfed = sorted(inputs - set(text.feeds.values()))
+        if unfed:
+            return f"input(s) {', '.join(unfed)} have no role in text.feeds: a text task feeds every input"
+        if text.max_tokens < 2:
+            return f"text.max_tokens must be at least 2, got {text.max_tokens}"
+    embedding = manifest.embedding
+    if embedding is not None:
+        if embedding.output not in outputs:
+            return f"embedding.output {embedding.output!r} is not among the outputs"
+        if embedding.pooling not in POOLINGS:
+            return f"embedding.pooling {embedding.pooling!r} is not one of {', '.join(POOLINGS)}"
+        if embedding.dimensions < 1:
+            return f"embedding.dimensions must be positive, got {embedding.dimensions}"
+    classification = manifest.classification
+    if classification is not None:
+        if classification.output not in outputs:
+            return f"classification.output {classification.output!r} is not among the outputs"
+        if classification.activation not in ACTIVATIONS:
+            return f"classification.activation {classification.activation!r} is not one of {', '.join(ACTIVATIONS)}"
+        if not classification.labels or len(set(classification.labels)) != len(classification.labels):
+            return "classification.labels must be a non-empty list of distinct names"
+    return None
 
 
 def dumps(manifest: Manifest) -> bytes:

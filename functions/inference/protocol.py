@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 import msgspec
 
+from functions.inference import binary
 from functions.inference.dataplane import ENCODER, JSON, DataPlane, Reply
 from functions.inference.errors import (
     ConfigError,
@@ -27,7 +28,7 @@ from functions.inference.errors import (
     ResponseTooLarge,
     UnsupportedMediaType,
 )
-from functions.inference.schemas import ErrorBody, ErrorDetail
+from functions.inference.schemas import ErrorBody, ErrorDetail, InferenceError
 
 log = logging.getLogger("preheat")
 
@@ -48,6 +49,10 @@ STATUS: dict[type[PreheatError], int] = {
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 ASGI_ONLY_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH, DOCS_PATH + "/oauth2-redirect"})
+# Errors on these paths take the Open Inference Protocol's shape ({"error": "<message>"}), which its
+# clients (tritonclient, KServe's) parse; everywhere else preheat's {"error": {"code", "message"}}.
+OIP_PREFIX = "/v2"
+ERROR_CODE_HEADER = "x-preheat-error-code"
 
 
 class HttpRequest(msgspec.Struct, frozen=True):
@@ -65,6 +70,7 @@ class HttpResponse(msgspec.Struct, frozen=True):
     headers: dict[str, str]
     route: str = ""  # the route's name, for logs and metrics
     error_code: str | None = None
+    cache: str | None = None  # which cache level answered, for metrics (and the x-preheat-cache header)
 
 
 Handler = Callable[[HttpRequest, Mapping[str, str]], Reply]
@@ -79,6 +85,7 @@ class Route(msgspec.Struct, frozen=True):
     body: type[Any] | None = None  # the schema of a JSON body, if the route takes one
     response: type[Any] | None = None
     blocking: bool = False  # runs the model: keep it off an event loop
+    binary: bool = False  # also takes the binary tensor data extension (application/octet-stream)
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -93,11 +100,22 @@ def status_of(exc: PreheatError) -> int:
 
 
 def error_response(
-    status: int, code: str, message: str, request_id: str = "", headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    request_id: str = "",
+    headers: Mapping[str, str] | None = None,
+    *,
+    path: str = "",
+    route: str = "",
 ) -> HttpResponse:
-    detail = ErrorDetail(code=code, message=message, request_id=request_id or None)
-    body = ENCODER.encode(ErrorBody(error=detail))
-    return HttpResponse(status, body, {"content-type": JSON, **(headers or {})}, error_code=code)
+    """The one error shape per protocol: `path` (after the stage prefix) picks it."""
+    if path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/"):
+        body = ENCODER.encode(InferenceError(error=message, code=code, request_id=request_id or None))
+    else:
+        body = ENCODER.encode(ErrorBody(error=ErrorDetail(code=code, message=message, request_id=request_id or None)))
+    extra = {"content-type": JSON, ERROR_CODE_HEADER: code, **(headers or {})}
+    return HttpResponse(status, body, extra, route=route, error_code=code)
 
 
 def routes(plane: DataPlane) -> tuple[Route, ...]:
@@ -112,6 +130,26 @@ def routes(plane: DataPlane) -> tuple[Route, ...]:
             "Create embeddings (OpenAI-compatible)",
             s.EmbeddingsRequest,
             s.EmbeddingsResponse,
+            blocking=True,
+        ),
+        Route(
+            "POST",
+            "/v1/classify",
+            "classify",
+            lambda r, p: plane.classify(r.body),
+            "Classify texts, or pairs of texts (text-classification models)",
+            s.ClassifyRequest,
+            s.ClassifyResponse,
+            blocking=True,
+        ),
+        Route(
+            "POST",
+            "/v1/rerank",
+            "rerank",
+            lambda r, p: plane.rerank(r.body),
+            "Rank documents against a query (cross-encoders; Cohere, Jina and TEI request shape)",
+            s.RerankRequest,
+            s.RerankResponse,
             blocking=True,
         ),
         Route(
@@ -152,11 +190,12 @@ def routes(plane: DataPlane) -> tuple[Route, ...]:
             "POST",
             "/v2/models/{name}/infer",
             "infer",
-            lambda r, p: plane.infer(p["name"], r.body),
-            "Inference (Open Inference Protocol v2)",
+            lambda r, p: plane.infer(p["name"], r.body, headers=r.headers),
+            "Inference (Open Inference Protocol v2, JSON or binary tensor data)",
             s.InferenceRequest,
             s.InferenceResponse,
             blocking=True,
+            binary=True,
         ),
         Route(
             "GET",
@@ -170,11 +209,12 @@ def routes(plane: DataPlane) -> tuple[Route, ...]:
             "POST",
             "/v2/models/{name}/versions/{version}/infer",
             "infer_version",
-            lambda r, p: plane.infer(p["name"], r.body, p["version"]),
+            lambda r, p: plane.infer(p["name"], r.body, p["version"], headers=r.headers),
             "Inference on a model version",
             s.InferenceRequest,
             s.InferenceResponse,
             blocking=True,
+            binary=True,
         ),
         Route(
             "GET", "/ping", "ping", lambda r, p: plane.ready(), "SageMaker health check", response=s.Health
@@ -228,39 +268,50 @@ class Router:
             )
         raise NotFound(f"no route for {path}: see {OPENAPI_PATH} for the API")
 
-    def dispatch(self, request: HttpRequest) -> HttpResponse:
-        """Never raises: every outcome is a response, errors included."""
+    def dispatch(self, request: HttpRequest, *, path: str | None = None) -> HttpResponse:
+        """Never raises: every outcome is a response, errors included. `path`: the request's path
+        with the stage prefix already stripped, when the caller has done it."""
         name = ""
+        path = self.strip(request.path) if path is None else path
         try:
-            route, params = self.match(request.method.upper(), self.strip(request.path))
+            route, params = self.match(request.method.upper(), path)
             name = route.name
             if route.body is not None:
-                self._check_body(request)
+                self._check_body(request, route)
             reply = route.call(request, params)
-            return HttpResponse(reply.status, reply.body, {"content-type": JSON, **reply.headers}, route=name)
+            headers = {"content-type": JSON, **reply.headers}
+            if reply.cache is not None:
+                headers["x-preheat-cache"] = reply.cache
+            return HttpResponse(reply.status, reply.body, headers, route=name, cache=reply.cache)
         except PreheatError as exc:
             extra = {"allow": ", ".join(exc.allowed)} if isinstance(exc, MethodNotAllowed) else None
-            response = error_response(status_of(exc), exc.code, exc.message, request.request_id, extra)
+            return error_response(
+                status_of(exc), exc.code, exc.message, request.request_id, extra, path=path, route=name
+            )
         except Exception:
             log.exception("unexpected error", extra={"request_id": request.request_id, "route": name})
-            response = error_response(
+            return error_response(
                 500,
                 "internal_error",
                 "unexpected error; quote the request id when reporting it",
                 request.request_id,
+                path=path,
+                route=name,
             )
-        return HttpResponse(response.status, response.body, response.headers, name, response.error_code)
 
-    def _check_body(self, request: HttpRequest) -> None:
+    def _check_body(self, request: HttpRequest, route: Route) -> None:
         if len(request.body) > self.max_request_bytes:
             raise PayloadTooLarge(
                 f"the body is {len(request.body)} bytes, over the limit of {self.max_request_bytes}"
             )
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";", 1)[0].strip().lower()
+        if route.binary and media == binary.OCTET_STREAM:
+            return
         if media and media != JSON and not media.endswith("+json"):
+            also = f" (or {binary.OCTET_STREAM} with the {binary.HEADER} header)" if route.binary else ""
             raise UnsupportedMediaType(
-                f"Content-Type {media!r} is not supported: send JSON with 'Content-Type: application/json'"
+                f"Content-Type {media!r} is not supported: send JSON with 'Content-Type: application/json'{also}"
             )
         if not request.body:
             raise InvalidRequest("the body is empty: send a JSON request")

@@ -1,7 +1,8 @@
 """The per-instance runtime, built once at init and reused by every warm invocation.
 
 This file is the whole cold-start path after imports: settings -> manifest -> (sha256 of every file,
-in a thread, while ONNX Runtime builds the session) -> task -> one warm-up inference -> router.
+in a thread, while ONNX Runtime builds the session) -> the manifest's task (tasks.load) -> one warm-up
+inference -> router.
 Lambda, the SageMaker container and `preheat serve` all start here.
 """
 
@@ -13,17 +14,17 @@ from pathlib import Path
 
 import msgspec
 
-from functions.cache import EmbeddingCache
+from functions.cache import TextCache
 from functions.inference import manifest as manifests
+from functions.inference import tasks
 from functions.inference.dataplane import DataPlane
 from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import Manifest
 from functions.inference.model import OnnxModel
 from functions.inference.protocol import Router
 from functions.inference.settings import Settings
-from functions.inference.tasks import Task
-from functions.inference.tasks.embedding import Embedder, TextEmbedder
-from functions.inference.tasks.tensor import TensorTask
+from functions.inference.tasks import Task, TaskContext
+from functions.inference.tasks.text import Wrap
 
 
 class Runtime(msgspec.Struct, frozen=True):
@@ -42,7 +43,7 @@ class Runtime(msgspec.Struct, frozen=True):
         manifest = manifests.load(settings.model_dir)
         verifier = _Verifier(settings.model_dir, manifest)
         # Opened before the model loads, so the shared tier connects meanwhile; None when off.
-        cache = EmbeddingCache.open(
+        cache = TextCache.open(
             manifest,
             truncate=settings.truncate,
             service=settings.service,
@@ -61,25 +62,56 @@ class Runtime(msgspec.Struct, frozen=True):
             verifier.result()  # a checksum mismatch explains a load failure better than ORT's message
             raise
         verifier.result()
-        task: Task
-        embedder: Embedder | None = None
-        if manifest.task == "text-embedding":
-            assert manifest.text is not None  # manifests.load checks it
-            task = embedder = TextEmbedder.load(
-                model,
-                settings.model_dir,
-                manifest.text,
+        task = tasks.load(
+            TaskContext(
+                manifest=manifest,
+                model=model,
+                model_dir=settings.model_dir,
                 batch_size=settings.batch_size,
                 truncate=settings.truncate,
+                max_inputs=settings.max_inputs,
+                wrap=cache.wrap if cache is not None else None,
             )
-        else:
-            task = TensorTask(model)
+        )
         task.warmup()
-        if cache is not None and embedder is not None:
-            embedder = cache.wrap(embedder)
-        plane = DataPlane(manifest, task, settings, embedder)
+        plane = DataPlane(manifest, task, settings)
         router = Router(plane, max_request_bytes=settings.max_request_bytes, base_path=settings.base_path)
         return cls(settings, manifest, task, plane, router, init_ms=(time.perf_counter() - started) * 1000)
+
+
+def open_task(
+    model_dir: Path,
+    *,
+    manifest: Manifest | None = None,
+    model_file: Path | None = None,
+    threads: int = 1,
+    graph_optimization: str | None = None,
+    batch_size: int = 32,
+    truncate: bool = True,
+    max_inputs: int = 2048,
+    wrap: Wrap | None = None,
+) -> Task:
+    """A model directory's task, built as Runtime.load builds it but without checksums, cache or
+    warm-up: for the build's gate (`model_file`: a candidate graph), benchmarks and tests."""
+    manifest = manifests.load(model_dir) if manifest is None else manifest
+    model = OnnxModel.load(
+        model_file if model_file is not None else model_dir / manifest.model_file,
+        manifest.inputs,
+        manifest.outputs,
+        threads=threads,
+        graph_optimization=graph_optimization or manifest.session.graph_optimization,
+    )
+    return tasks.load(
+        TaskContext(
+            manifest=manifest,
+            model=model,
+            model_dir=model_dir,
+            batch_size=batch_size,
+            truncate=truncate,
+            max_inputs=max_inputs,
+            wrap=wrap,
+        )
+    )
 
 
 class _Verifier:

@@ -55,14 +55,77 @@ class ModelList(msgspec.Struct, kw_only=True):
     object: str = "list"
 
 
+# -- Classification (POST /v1/classify) -----------------------------------------------------------
+
+
+class ClassifyRequest(msgspec.Struct, kw_only=True):
+    """Texts to label scores. A pair model takes each input as [text, text_pair]."""
+
+    input: str | list[str | list[str]]
+    model: str | None = None
+    top_k: int | None = None  # labels returned per input, best first; all when omitted
+
+
+class LabelScore(msgspec.Struct, kw_only=True):
+    label: str
+    score: float
+
+
+class Classification(msgspec.Struct, kw_only=True):
+    index: int
+    label: str  # the best label
+    score: float  # its score
+    labels: list[LabelScore]  # every label (or top_k of them), best first
+    object: str = "classification"
+
+
+class ClassifyResponse(msgspec.Struct, kw_only=True):
+    data: list[Classification]
+    model: str
+    usage: Usage
+    object: str = "list"
+
+
+# -- Reranking (POST /v1/rerank: the request Cohere, Jina and text-embeddings-inference share) -----
+
+
+class RerankDocument(msgspec.Struct, kw_only=True):
+    text: str
+
+
+class RerankRequest(msgspec.Struct, kw_only=True):
+    query: str
+    documents: list[str | RerankDocument] | None = None
+    texts: list[str] | None = None  # text-embeddings-inference's name for `documents`
+    model: str | None = None
+    top_n: int | None = None
+    return_documents: bool = False
+    return_text: bool = False  # text-embeddings-inference's name for `return_documents`
+
+
+class RerankResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    index: int
+    relevance_score: float
+    document: RerankDocument | None = None
+
+
+class RerankResponse(msgspec.Struct, kw_only=True):
+    id: str
+    model: str
+    results: list[RerankResult]  # most relevant first
+    usage: Usage
+
+
 # -- Open Inference Protocol v2 (KServe, Triton) --------------------------------------------------
 
 
 class RequestInput(msgspec.Struct, kw_only=True):
+    """`data` is absent when the tensor travels in the binary part (parameters.binary_data_size)."""
+
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -78,11 +141,14 @@ class InferenceRequest(msgspec.Struct, kw_only=True):
     outputs: list[RequestOutput] | None = None
 
 
-class ResponseOutput(msgspec.Struct, kw_only=True):
+class ResponseOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`data` is absent when the tensor travels in the binary part (parameters.binary_data_size)."""
+
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
 
 
 class InferenceResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -130,9 +196,22 @@ class ErrorBody(msgspec.Struct, kw_only=True):
     error: ErrorDetail
 
 
+class InferenceError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The Open Inference Protocol's error, `{"error": "<message>"}`, on every /v2 route; the
+    machine-readable code rides along (and in the x-preheat-error-code header)."""
+
+    error: str
+    code: str | None = None
+    request_id: str | None = None
+
+
 SCHEMA_TYPES: tuple[Any, ...] = (
     EmbeddingsRequest,
     EmbeddingsResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    RerankRequest,
+    RerankResponse,
     ModelList,
     InferenceRequest,
     InferenceResponse,
@@ -140,4 +219,5 @@ SCHEMA_TYPES: tuple[Any, ...] = (
     ServerMetadata,
     Health,
     ErrorBody,
+    InferenceError,
 )

@@ -50,11 +50,11 @@ def after_restore() -> None:
         pass
     # The cache's shared tier (functions/cache) pools its connections: closing the idle ones makes the
     # next request open fresh sockets instead of reusing ones the snapshot captured.
-    embedder = getattr(_entry.RUNTIME.plane, "embedder", None)
-    shared = getattr(embedder, "shared", None)
+    cached = getattr(_entry.RUNTIME.task, "source", None)  # a text task's rows, behind the cache if any
+    shared = getattr(cached, "shared", None)
     if shared is not None and callable(getattr(shared, "close", None)):
         shared.close()
-    for holder in (_entry.RUNTIME.plane, embedder):
+    for holder in (_entry.RUNTIME.plane, cached):
         renew = getattr(holder, "after_restore", None)
         if callable(renew):
             renew()

@@ -18,9 +18,9 @@ import pytest
 
 from functions.cache import codec
 from functions.cache.dynamodb import DynamoTier
-from functions.cache.keys import embedding_keyspace
+from functions.cache.keys import text_keyspace
 from functions.inference.manifest import Manifest
-from functions.inference.tasks.embedding import TextEmbedder
+from functions.inference.tasks.text import TextModel
 from scripts.cache_servers import TABLE_ENV, MotoDynamo
 from tests.conftest import context, emf_lines, event
 from tests.support import tiny_models
@@ -51,7 +51,7 @@ def table(dynamo: MotoDynamo) -> MotoDynamo:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextEmbedder, Manifest]:
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextModel, Manifest]:
     path = tmp_path_factory.mktemp("models") / "tiny"
     tiny_models.write_embedding_model(path)
     return load_tiny(path)
@@ -66,8 +66,8 @@ def _tier(dynamo: MotoDynamo, table: str | None = None) -> DynamoTier:
 def test_items_follow_the_table_contract(table: MotoDynamo, tiny: Any) -> None:
     task, manifest = tiny
     cached = build(task, manifest, tier=_tier(table), write="sync", timeout_ms=TIMEOUT_MS, ttl_seconds=3600)
-    cached.embed(["the red cat"])
-    key = embedding_keyspace(manifest, truncate=True).key("the red cat")
+    cached.rows(["the red cat"])
+    key = text_keyspace(manifest, truncate=True).key("the red cat")
     item = table.client().get_item(TableName=table.table, Key={"key": {"S": key.text}})["Item"]
     assert set(item) == {"key", "v", "expires_at"}
     assert len(item["v"]["B"]) == codec.size_of(tiny_models.DIM)  # binary float32, not JSON
@@ -81,17 +81,17 @@ def test_a_second_instance_gets_the_answer_from_dynamodb(table: MotoDynamo, tiny
     texts = [f"{a} {b}" for a in tiny_models.WORDS for b in tiny_models.WORDS][:130]
     one = build(model, manifest, tier=_tier(table), write="sync", timeout_ms=TIMEOUT_MS)
     two = build(model, manifest, tier=_tier(table), write="sync", timeout_ms=TIMEOUT_MS)
-    assert one.embed(texts).served_by == "miss"
-    shared = two.embed(texts)
+    assert one.rows(texts).served_by == "miss"
+    shared = two.rows(texts)
     assert shared.served_by == "dynamodb"
-    for row, text in zip(shared.vectors, texts, strict=True):
+    for row, text in zip(shared.values, texts, strict=True):
         np.testing.assert_allclose(row, tiny_models.expected_embedding(text), atol=1e-6)
     assert len(model.texts) == 130
 
 
 def test_expired_items_dynamodb_has_not_deleted_yet_are_misses(table: MotoDynamo, tiny: Any) -> None:
     task, manifest = tiny
-    space = embedding_keyspace(manifest, truncate=True)
+    space = text_keyspace(manifest, truncate=True)
     key = space.key("the dog ran")
     past = int(time.time()) - 10
     value = codec.encode(
@@ -107,14 +107,14 @@ def test_expired_items_dynamodb_has_not_deleted_yet_are_misses(table: MotoDynamo
     )
     model = Counting(task)
     cached = build(model, manifest, tier=_tier(table), write="sync", timeout_ms=TIMEOUT_MS, memory_bytes=0)
-    assert cached.embed(["the dog ran"]).served_by == "miss"
-    assert cached.embed(["the dog ran"]).served_by == "dynamodb"  # rewritten with a live expiry
+    assert cached.rows(["the dog ran"]).served_by == "miss"
+    assert cached.rows(["the dog ran"]).served_by == "dynamodb"  # rewritten with a live expiry
     assert model.texts == ["the dog ran"]
 
 
 def test_an_item_of_another_model_is_a_miss(table: MotoDynamo, tiny: Any) -> None:
     task, manifest = tiny
-    space = embedding_keyspace(manifest, truncate=True)
+    space = text_keyspace(manifest, truncate=True)
     key = space.key("a small mat")
     foreign = codec.encode(
         np.ones(tiny_models.DIM, np.float32),
@@ -128,9 +128,9 @@ def test_an_item_of_another_model_is_a_miss(table: MotoDynamo, tiny: Any) -> Non
         Item={"key": {"S": key.text}, "v": {"B": foreign}, "expires_at": {"N": str(int(time.time()) + 600)}},
     )
     cached = build(task, manifest, tier=_tier(table), write="sync", timeout_ms=TIMEOUT_MS)
-    got = cached.embed(["a small mat"])
+    got = cached.rows(["a small mat"])
     assert got.served_by == "miss"
-    np.testing.assert_allclose(got.vectors[0], tiny_models.expected_embedding("a small mat"), atol=1e-6)
+    np.testing.assert_allclose(got.values[0], tiny_models.expected_embedding("a small mat"), atol=1e-6)
 
 
 def test_a_missing_table_is_logged_once_and_requests_carry_on(
@@ -140,7 +140,7 @@ def test_a_missing_table_is_logged_once_and_requests_carry_on(
     with caplog.at_level(logging.WARNING, logger="preheat"):
         cached = build(task, manifest, tier=_tier(table, "no-such-table"), timeout_ms=TIMEOUT_MS)
         capsys.readouterr()
-        levels = [cached.embed([w]).served_by for w in tiny_models.WORDS]
+        levels = [cached.rows([w]).served_by for w in tiny_models.WORDS]
     assert levels == ["miss"] * len(tiny_models.WORDS)
     (warning,) = [r.getMessage() for r in caplog.records if "cache tier dynamodb" in r.getMessage()]
     assert "ResourceNotFoundException" in warning and "PREHEAT_CACHE_TABLE" in warning
@@ -163,8 +163,8 @@ def test_dynamodb_going_away_mid_run_fails_no_request(tiny: Any) -> None:
             text = texts[i % len(texts)]
             i += 1
             try:
-                got = cached.embed([text])
-                np.testing.assert_allclose(got.vectors[0], tiny_models.expected_embedding(text), atol=1e-6)
+                got = cached.rows([text])
+                np.testing.assert_allclose(got.values[0], tiny_models.expected_embedding(text), atol=1e-6)
                 answered += 1
             except Exception:
                 failures += 1

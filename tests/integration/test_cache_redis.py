@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from functions.cache import codec
-from functions.cache.keys import embedding_keyspace
+from functions.cache.keys import text_keyspace
 from functions.cache.redis import RedisTier
 from functions.inference.manifest import Manifest
-from functions.inference.tasks.embedding import TextEmbedder
+from functions.inference.tasks.text import TextModel
 from scripts.cache_servers import RedisServer, redis_binary
 from tests.conftest import context, emf_lines, event
 from tests.support import tiny_models
@@ -50,7 +50,7 @@ def redis(server: RedisServer) -> RedisServer:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextEmbedder, Manifest]:
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextModel, Manifest]:
     path = tmp_path_factory.mktemp("models") / "tiny"
     tiny_models.write_embedding_model(path)
     return load_tiny(path)
@@ -61,22 +61,22 @@ def test_a_second_instance_gets_the_answer_from_redis(redis: RedisServer, tiny: 
     model = Counting(task)
     one = build(model, manifest, tier=RedisTier(redis.url), write="sync")
     two = build(model, manifest, tier=RedisTier(redis.url), write="sync")
-    assert one.embed(["the cat sat"]).served_by == "miss"
-    shared = two.embed(["the cat sat"])
+    assert one.rows(["the cat sat"]).served_by == "miss"
+    shared = two.rows(["the cat sat"])
     assert shared.served_by == "redis"
-    np.testing.assert_allclose(shared.vectors[0], tiny_models.expected_embedding("the cat sat"), atol=1e-6)
-    assert shared.tokens == task.embed(["the cat sat"]).tokens
-    assert two.embed(["the cat sat"]).served_by == "memory"
-    assert two.embed(["the cat sat", "the dog"]).served_by == "miss"
-    assert one.embed(["the cat sat", "the dog"]).served_by == "redis"  # slowest level wins
+    np.testing.assert_allclose(shared.values[0], tiny_models.expected_embedding("the cat sat"), atol=1e-6)
+    assert shared.tokens == task.rows(["the cat sat"]).tokens
+    assert two.rows(["the cat sat"]).served_by == "memory"
+    assert two.rows(["the cat sat", "the dog"]).served_by == "miss"
+    assert one.rows(["the cat sat", "the dog"]).served_by == "redis"  # slowest level wins
     assert model.texts == ["the cat sat", "the dog"]
 
 
 def test_values_are_compact_float32_with_the_ttl(redis: RedisServer, tiny: Any) -> None:
     task, manifest = tiny
     cached = build(task, manifest, tier=RedisTier(redis.url), write="sync", ttl_seconds=600)
-    cached.embed(["a big red dog"])
-    key = embedding_keyspace(manifest, truncate=True).key("a big red dog")
+    cached.rows(["a big red dog"])
+    key = text_keyspace(manifest, truncate=True).key("a big red dog")
     raw = redis.command("GET", key.text)
     assert isinstance(raw, bytes) and len(raw) == codec.size_of(tiny_models.DIM)
     ttl = redis.command("PTTL", key.text)
@@ -85,7 +85,7 @@ def test_values_are_compact_float32_with_the_ttl(redis: RedisServer, tiny: Any) 
 
 def test_expired_and_corrupted_values_are_misses(redis: RedisServer, tiny: Any) -> None:
     task, manifest = tiny
-    space = embedding_keyspace(manifest, truncate=True)
+    space = text_keyspace(manifest, truncate=True)
     model = Counting(task)
     cached = build(model, manifest, tier=RedisTier(redis.url), write="sync", memory_bytes=0)
     right = tiny_models.expected_embedding("the mat")
@@ -99,19 +99,19 @@ def test_expired_and_corrupted_values_are_misses(redis: RedisServer, tiny: Any) 
         key_digest=key.digest,
     )
     redis.command("SET", key.text, stale)  # no Redis TTL: only the value knows it is expired
-    assert cached.embed(["the mat"]).served_by == "miss"
+    assert cached.rows(["the mat"]).served_by == "miss"
 
     good = redis.command("GET", key.text)
     assert isinstance(good, bytes)
     redis.command("SET", key.text, good[:-5] + b"\x00" * 5)  # torn write
-    assert cached.embed(["the mat"]).served_by == "miss"
+    assert cached.rows(["the mat"]).served_by == "miss"
     redis.command("SET", key.text, b"not a cache value at all")
-    assert cached.embed(["the mat"]).served_by == "miss"
+    assert cached.rows(["the mat"]).served_by == "miss"
     assert model.texts == ["the mat"] * 3
     # Each miss rewrote a good value: now it is a hit, and right.
-    hit = cached.embed(["the mat"])
+    hit = cached.rows(["the mat"])
     assert hit.served_by == "redis"
-    np.testing.assert_allclose(hit.vectors[0], right, atol=1e-6)
+    np.testing.assert_allclose(hit.values[0], right, atol=1e-6)
 
 
 def test_a_new_model_version_never_reads_the_old_ones_answers(
@@ -125,24 +125,24 @@ def test_a_new_model_version_never_reads_the_old_ones_answers(
     old = build(task, manifest, tier=RedisTier(redis.url), write="sync")
     new_model = Counting(new_task)
     new = build(new_model, new_manifest, tier=RedisTier(redis.url), write="sync")
-    old.embed(["the blue cat"])
+    old.rows(["the blue cat"])
     # Even an old answer planted under the new model's key is refused: the value names its model.
-    old_key = embedding_keyspace(manifest, truncate=True).key("the blue cat")
-    new_key = embedding_keyspace(new_manifest, truncate=True).key("the blue cat")
+    old_key = text_keyspace(manifest, truncate=True).key("the blue cat")
+    new_key = text_keyspace(new_manifest, truncate=True).key("the blue cat")
     planted = redis.command("GET", old_key.text)
     assert isinstance(planted, bytes)
     redis.command("SET", new_key.text, planted)
-    assert new.embed(["the blue cat"]).served_by == "miss"
+    assert new.rows(["the blue cat"]).served_by == "miss"
     assert new_model.texts == ["the blue cat"]
 
 
 def test_background_writes_reach_redis_after_the_answer(redis: RedisServer, tiny: Any) -> None:
     task, manifest = tiny
     cached = build(task, manifest, tier=RedisTier(redis.url), write="background")
-    cached.embed(["red", "blue", "small cat"])
+    cached.rows(["red", "blue", "small cat"])
     assert cached.writer is not None
     cached.writer.drain()
-    space = embedding_keyspace(manifest, truncate=True)
+    space = text_keyspace(manifest, truncate=True)
     for text in ("red", "blue", "small cat"):
         assert isinstance(redis.command("GET", space.key(text).text), bytes)
 
@@ -165,8 +165,8 @@ def _run_load(
             i += threads
             started = time.perf_counter()
             try:
-                got = cached.embed([text])
-                np.testing.assert_allclose(got.vectors[0], tiny_models.expected_embedding(text), atol=1e-6)
+                got = cached.rows([text])
+                np.testing.assert_allclose(got.values[0], tiny_models.expected_embedding(text), atol=1e-6)
                 levels.append(got.served_by)
             except Exception:
                 failures[0] += 1
@@ -229,7 +229,7 @@ def test_a_hung_redis_costs_at_most_the_timeout_then_nothing(
 ) -> None:
     task, manifest = tiny
     cached = build(task, manifest, tier=RedisTier(redis.url), write="sync", memory_bytes=0, timeout_ms=30)
-    cached.embed(["the cat"])
+    cached.rows(["the cat"])
     redis.pause()
     try:
         capsys.readouterr()

@@ -86,8 +86,8 @@ def test_the_layer_answers_like_the_in_process_runtime(
 
     result, _ = proof
     runtime: Runtime = make_runtime(paths.DEFAULT_MODEL)  # type: ignore[operator]
-    assert runtime.task.__class__.__name__ == "TextEmbedder"
-    local = runtime.plane.embedder.embed(TEXTS).vectors if runtime.plane.embedder else None  # type: ignore[attr-defined]
+    assert runtime.task.__class__.__name__ == "EmbeddingTask"
+    local = runtime.plane.embedder.embed(TEXTS).values if runtime.plane.embedder else None  # type: ignore[attr-defined]
     assert local is not None
     layered = np.array([item["embedding"] for item in result.body["data"]], dtype=np.float32)
     assert np.allclose((local * layered).sum(axis=1), 1.0, atol=1e-3)

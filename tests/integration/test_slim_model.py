@@ -88,8 +88,8 @@ def test_both_models_serve_and_agree(
     slim = make_runtime(paths.DEFAULT_MODEL)
     fp32 = make_runtime(paths.FP32_MODEL)
     assert slim.manifest.name == "minilm" and fp32.manifest.name == "minilm-fp32"
-    a = slim.plane.embedder.embed(texts).vectors
-    b = fp32.plane.embedder.embed(texts).vectors
+    a = slim.plane.embedder.embed(texts).values
+    b = fp32.plane.embedder.embed(texts).values
     assert a.shape == b.shape == (4, 384)
     cosines = (a * b).sum(axis=1)
     assert cosines.min() > 0.98

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.cache import codec
-from functions.cache.keys import KeySpace, embedding_keyspace
+from functions.cache.keys import KeySpace, text_keyspace
 from functions.inference import manifest as manifests
 
 MODEL_A = "a" * 64
@@ -50,13 +50,23 @@ def test_text_with_a_lone_surrogate_still_has_a_key() -> None:
 
 def test_manifest_text_settings_are_part_of_the_key(embedding_dir: Path) -> None:
     manifest = manifests.load(embedding_dir)
-    assert manifest.text is not None
-    base = embedding_keyspace(manifest, truncate=True)
-    pooled = msgspec.structs.replace(manifest, text=msgspec.structs.replace(manifest.text, pooling="cls"))
+    assert manifest.text is not None and manifest.embedding is not None
+    base = text_keyspace(manifest, truncate=True)
+    pooled = msgspec.structs.replace(
+        manifest, embedding=msgspec.structs.replace(manifest.embedding, pooling="cls")
+    )
+    padded = msgspec.structs.replace(manifest, text=msgspec.structs.replace(manifest.text, pad_id=3))
     # Same files (same model_id), different answers: must not share keys.
-    assert pooled.model_id == manifest.model_id
-    assert embedding_keyspace(pooled, truncate=True).key("x") != base.key("x")
-    assert embedding_keyspace(manifest, truncate=False).key("x") != base.key("x")
+    assert pooled.model_id == padded.model_id == manifest.model_id
+    assert text_keyspace(pooled, truncate=True).key("x") != base.key("x")
+    assert text_keyspace(padded, truncate=True).key("x") != base.key("x")
+    assert text_keyspace(manifest, truncate=False).key("x") != base.key("x")
+
+
+def test_a_pair_key_keeps_its_split() -> None:
+    space = KeySpace(MODEL_A, {"pairs": True})
+    assert space.key_of(("ab", "c")) != space.key_of(("a", "bc"))
+    assert space.key_of(("ab", "c")) == space.key_of(("ab", "c"))
 
 
 def test_round_trip_is_exact_and_compact() -> None:

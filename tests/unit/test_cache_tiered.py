@@ -1,4 +1,4 @@
-"""CachedEmbedder around the real tiny model: repeats skip the model, answers stay exact."""
+"""CachedRows around the real tiny model: repeats skip the model, answers stay exact."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from functions.cache import EmbeddingCache
+from functions.cache import TextCache
 from functions.cache.redis import RedisTier
 from functions.cache.settings import CacheSettings
 from functions.inference import manifest as manifests
@@ -35,35 +35,35 @@ def test_a_repeat_is_answered_from_memory_without_running_the_model(tiny) -> Non
     task, manifest = tiny
     model = Counting(task)
     cached = build(model, manifest)
-    first = cached.embed(["hello world"])
-    again = cached.embed(["hello world"])
+    first = cached.rows(["hello world"])
+    again = cached.rows(["hello world"])
     assert (first.served_by, again.served_by) == ("miss", "memory")
     assert model.texts == ["hello world"]
-    np.testing.assert_allclose(again.vectors[0], tiny_models.expected_embedding("hello world"), atol=1e-6)
-    assert again.tokens == first.tokens == task.embed(["hello world"]).tokens
+    np.testing.assert_allclose(again.values[0], tiny_models.expected_embedding("hello world"), atol=1e-6)
+    assert again.tokens == first.tokens == task.rows(["hello world"]).tokens
 
 
 def test_mixed_requests_run_the_model_only_for_new_texts_and_report_miss(tiny) -> None:  # type: ignore[no-untyped-def]
     task, manifest = tiny
     model = Counting(task)
     cached = build(model, manifest)
-    cached.embed(["the cat", "the dog"])
-    mixed = cached.embed(["the dog", "a red mat", "the cat", "a red mat"])
+    cached.rows(["the cat", "the dog"])
+    mixed = cached.rows(["the dog", "a red mat", "the cat", "a red mat"])
     assert mixed.served_by == "miss"
     assert model.calls == [["the cat", "the dog"], ["a red mat"]]  # duplicates computed once
-    for row, text in zip(mixed.vectors, ["the dog", "a red mat", "the cat", "a red mat"], strict=True):
+    for row, text in zip(mixed.values, ["the dog", "a red mat", "the cat", "a red mat"], strict=True):
         np.testing.assert_allclose(row, tiny_models.expected_embedding(text), atol=1e-6)
-    assert cached.embed(["a red mat", "the cat"]).served_by == "memory"
+    assert cached.rows(["a red mat", "the cat"]).served_by == "memory"
 
 
 def test_callers_get_copies_they_may_change(tiny) -> None:  # type: ignore[no-untyped-def]
     task, manifest = tiny
     cached = build(task, manifest)
-    cached.embed(["big blue dog"]).vectors[:] = 0
-    hit = cached.embed(["big blue dog"])
-    hit.vectors[:] = 7
+    cached.rows(["big blue dog"]).values[:] = 0
+    hit = cached.rows(["big blue dog"])
+    hit.values[:] = 7
     np.testing.assert_allclose(
-        cached.embed(["big blue dog"]).vectors[0], tiny_models.expected_embedding("big blue dog"), atol=1e-6
+        cached.rows(["big blue dog"]).values[0], tiny_models.expected_embedding("big blue dog"), atol=1e-6
     )
 
 
@@ -78,8 +78,8 @@ def test_concurrent_identical_misses_run_the_model_once(tiny) -> None:  # type: 
     def call(i: int) -> None:
         barrier.wait()
         texts = ["the red cat sat"] if i % 2 else ["the red cat sat", "the big dog ran"]
-        got = cached.embed(texts)
-        results.append(got.vectors[0])
+        got = cached.rows(texts)
+        results.append(got.values[0])
         levels.append(got.served_by)
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
@@ -104,7 +104,7 @@ def test_if_the_thread_computing_a_text_fails_the_waiting_ones_compute_it(tiny) 
     def call() -> None:
         barrier.wait()
         try:
-            outcomes.append(cached.embed(["small red dog"]).served_by)
+            outcomes.append(cached.rows(["small red dog"]).served_by)
         except RuntimeError:
             outcomes.append("failed")
 
@@ -115,18 +115,18 @@ def test_if_the_thread_computing_a_text_fails_the_waiting_ones_compute_it(tiny) 
         t.join(30)
     assert sorted(outcomes) == ["failed", "miss", "miss"]
     assert len(cached._flights) == 0  # nothing left waiting forever
-    assert cached.embed(["small red dog"]).served_by == "memory"
+    assert cached.rows(["small red dog"]).served_by == "memory"
 
 
 def test_a_refused_text_gets_the_same_error_as_without_the_cache(embedding_dir: Path) -> None:
     task, manifest = load_tiny(embedding_dir, truncate=False)
     cached = build(task, manifest, truncate=False)
-    cached.embed(["hello"])
+    cached.rows(["hello"])
     too_long = " ".join(["cat"] * 40)
     with pytest.raises(InputTooLong) as uncached:
-        task.embed(["hello", too_long])
+        task.rows(["hello", too_long])
     with pytest.raises(InputTooLong) as through_cache:
-        cached.embed(["hello", too_long])
+        cached.rows(["hello", too_long])
     assert str(through_cache.value) == str(uncached.value)
     assert "input 1 " in str(through_cache.value)
 
@@ -140,7 +140,7 @@ def test_nothing_is_cached_when_answers_are_over_the_size_limit(
     with caplog.at_level(logging.WARNING, logger="preheat"):
         cached = build(model, manifest, max_value_bytes=64)
     assert "PREHEAT_CACHE_MAX_VALUE_BYTES" in caplog.text
-    assert cached.embed(["a cat"]).served_by == cached.embed(["a cat"]).served_by == "miss"
+    assert cached.rows(["a cat"]).served_by == cached.rows(["a cat"]).served_by == "miss"
     assert model.texts == ["a cat", "a cat"]
 
 
@@ -149,17 +149,17 @@ def test_no_cache_object_when_it_is_off_or_the_model_is_not_text(
 ) -> None:
     kwargs = {"truncate": True, "service": "s", "namespace": "n"}
     off = CacheSettings(memory_bytes=0)
-    assert EmbeddingCache.open(manifests.load(embedding_dir), settings=off, **kwargs) is None  # type: ignore[arg-type]
-    assert EmbeddingCache.open(manifests.load(tensor_dir), settings=CacheSettings(), **kwargs) is None  # type: ignore[arg-type]
-    assert EmbeddingCache.open(manifests.load(embedding_dir), settings=CacheSettings(), **kwargs) is not None  # type: ignore[arg-type]
+    assert TextCache.open(manifests.load(embedding_dir), settings=off, **kwargs) is None  # type: ignore[arg-type]
+    assert TextCache.open(manifests.load(tensor_dir), settings=CacheSettings(), **kwargs) is None  # type: ignore[arg-type]
+    assert TextCache.open(manifests.load(embedding_dir), settings=CacheSettings(), **kwargs) is not None  # type: ignore[arg-type]
 
 
 def test_hits_and_misses_are_emf_metrics_per_level(tiny, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     task, manifest = tiny
     cached = build(task, manifest, service="cache-metrics")
     capsys.readouterr()
-    cached.embed(["the mat"])
-    cached.embed(["the mat", "on the mat"])
+    cached.rows(["the mat"])
+    cached.rows(["the mat", "on the mat"])
     blobs = emf_lines(capsys.readouterr().out)
     assert len(blobs) == 2  # one per request at interval 0, one level touched
     for blob in blobs:
@@ -180,7 +180,7 @@ def test_metrics_are_batched_between_flushes(tiny, capsys: pytest.CaptureFixture
     cached = build(task, manifest, metrics_interval_seconds=3600.0)
     capsys.readouterr()
     for _ in range(5):
-        cached.embed(["the blue cat"])
+        cached.rows(["the blue cat"])
     assert emf_lines(capsys.readouterr().out) == []
     cached.metrics.flush()
     assert cache_counts(emf_lines(capsys.readouterr().out)) == {"memory": [4.0, 1.0, 0.0]}
@@ -230,14 +230,14 @@ def test_a_broken_shared_tier_degrades_to_computing(
             cached = build(model, manifest, tier=RedisTier(f"redis://127.0.0.1:{port}"), timeout_ms=50)
             capsys.readouterr()
             started = time.monotonic()
-            answers = [cached.embed([f"the {w}"]) for w in WORDS]
+            answers = [cached.rows([f"the {w}"]) for w in WORDS]
             elapsed = time.monotonic() - started
     finally:
         if silent:
             silent.close()
     for answer, word in zip(answers, WORDS, strict=True):
         np.testing.assert_allclose(
-            answer.vectors[0], tiny_models.expected_embedding(f"the {word}"), atol=1e-6
+            answer.values[0], tiny_models.expected_embedding(f"the {word}"), atol=1e-6
         )
         assert answer.served_by == "miss"
     counts = cache_counts(emf_lines(capsys.readouterr().out))

@@ -199,6 +199,8 @@ def test_failures_are_counted_and_classified(
     handler = load_handler(embedding_dir)
 
     class Broken:
+        dimensions = 8
+
         def embed(self, texts: list[str]) -> None:
             raise RuntimeError("boom")
 

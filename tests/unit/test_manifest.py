@@ -64,7 +64,8 @@ def test_no_manifest_says_how_to_fix_it(tmp_path: Path) -> None:
     [
         ({"task": "translation"}, "task 'translation'"),
         ({"files": {"../etc/passwd": {"sha256": "0" * 64, "bytes": 1}}}, "relative"),
-        ({"text": None}, "needs a 'text' section"),
+        ({"text": None}, "needs 'text' and 'embedding' sections"),
+        ({"embedding": None}, "needs 'text' and 'embedding' sections"),
         ({"inputs": "nope"}, "not a valid manifest"),
     ],
 )
@@ -75,4 +76,34 @@ def test_inconsistent_manifests_are_refused(
     raw.update(change)
     (model_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=message):
+        manifests.load(model_copy)
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("text", {"feeds": {"ids": "input_ids", "mask": "attention_mask"}}, "token_type_ids have no role"),
+        ("text", {"feeds": {"ids": "input_ids", "mask": "attention_mask", "type_ids": "segment"}}, "names segment"),
+        ("text", {"feeds": {"mask": "attention_mask", "type_ids": "token_type_ids", "x": "input_ids"}}, "role"),
+        ("text", {"max_tokens": 1}, "max_tokens must be at least 2"),
+        ("embedding", {"output": "pooler_output"}, "embedding.output 'pooler_output'"),
+        ("embedding", {"pooling": "max"}, "embedding.pooling 'max'"),
+        ("embedding", {"dimensions": 0}, "dimensions must be positive"),
+    ],
+)
+def test_task_sections_must_agree_with_the_graph(
+    model_copy: Path, section: str, change: dict[str, object], message: str
+) -> None:
+    raw = json.loads((model_copy / "manifest.json").read_text())
+    raw[section].update(change)
+    (model_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=message):
+        manifests.load(model_copy)
+
+
+def test_a_manifest_of_the_previous_schema_says_rebuild(model_copy: Path) -> None:
+    raw = json.loads((model_copy / "manifest.json").read_text())
+    raw["schema_version"] = 1
+    (model_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=r"schema 1, this runtime reads 2: rebuild .*preheat build"):
         manifests.load(model_copy)

@@ -9,7 +9,7 @@ import pytest
 
 from functions.inference.errors import InputTooLong, InvalidTensor, ModelLoadError
 from functions.inference.runtime import Runtime
-from functions.inference.tasks.embedding import TextEmbedder
+from functions.inference.tasks.embedding import EmbeddingTask
 from tests.support import tiny_models
 
 MakeRuntime = Callable[..., Runtime]
@@ -17,22 +17,22 @@ MakeRuntime = Callable[..., Runtime]
 
 def test_embeddings_are_mean_pooled_and_normalized(embedding_dir: Path, make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(embedding_dir)
-    assert isinstance(runtime.task, TextEmbedder)
+    assert isinstance(runtime.task, EmbeddingTask)
     texts = ["hello world", "the big red dog ran", "a cat", "the small blue cat sat on a mat"]
     result = runtime.task.embed(texts)
-    assert result.vectors.shape == (4, tiny_models.DIM)
-    assert result.vectors.dtype == np.float32
-    for text, vector in zip(texts, result.vectors, strict=True):
+    assert result.values.shape == (4, tiny_models.DIM)
+    assert result.values.dtype == np.float32
+    for text, vector in zip(texts, result.values, strict=True):
         np.testing.assert_allclose(vector, tiny_models.expected_embedding(text), atol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(result.values, axis=1), 1.0, atol=1e-6)
 
 
 def test_padding_never_changes_a_vector(embedding_dir: Path, make_runtime: MakeRuntime) -> None:
     """The shipped tokenizer pads to a fixed length; the runtime pads per batch and masks the padding."""
     runtime = make_runtime(embedding_dir, batch_size=2)
-    assert isinstance(runtime.task, TextEmbedder)
-    alone = runtime.task.embed(["a cat"]).vectors[0]
-    batched = runtime.task.embed(["the big red dog ran on the mat", "a cat", "hello"]).vectors[1]
+    assert isinstance(runtime.task, EmbeddingTask)
+    alone = runtime.task.embed(["a cat"]).values[0]
+    batched = runtime.task.embed(["the big red dog ran on the mat", "a cat", "hello"]).values[1]
     np.testing.assert_allclose(alone, batched, atol=1e-6)
 
 
@@ -40,26 +40,26 @@ def test_rows_come_back_in_request_order_across_batches(
     embedding_dir: Path, make_runtime: MakeRuntime
 ) -> None:
     runtime = make_runtime(embedding_dir, batch_size=2)
-    assert isinstance(runtime.task, TextEmbedder)
+    assert isinstance(runtime.task, EmbeddingTask)
     texts = ["the cat sat on the mat", "dog", "a big red dog", "hello world", "blue"]
     got = runtime.task.embed(texts)
     assert got.tokens == tuple(len(t.split()) + 2 for t in texts)
-    for text, vector in zip(texts, got.vectors, strict=True):
+    for text, vector in zip(texts, got.values, strict=True):
         np.testing.assert_allclose(vector, tiny_models.expected_embedding(text), atol=1e-6)
 
 
 def test_long_inputs_are_truncated_at_max_tokens(embedding_dir: Path, make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(embedding_dir)
-    assert isinstance(runtime.task, TextEmbedder)
+    assert isinstance(runtime.task, EmbeddingTask)
     long_text = " ".join(["cat"] * 40)
     result = runtime.task.embed([long_text])
     assert result.tokens == (tiny_models.MAX_TOKENS,)
-    np.testing.assert_allclose(result.vectors[0], tiny_models.expected_embedding(long_text), atol=1e-6)
+    np.testing.assert_allclose(result.values[0], tiny_models.expected_embedding(long_text), atol=1e-6)
 
 
 def test_without_truncation_long_inputs_are_refused(embedding_dir: Path, make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(embedding_dir, truncate=False)
-    assert isinstance(runtime.task, TextEmbedder)
+    assert isinstance(runtime.task, EmbeddingTask)
     with pytest.raises(InputTooLong, match=r"input 1 is 42 tokens, over this model's 16"):
         runtime.task.embed(["short", " ".join(["dog"] * 40)])
 
@@ -67,7 +67,7 @@ def test_without_truncation_long_inputs_are_refused(embedding_dir: Path, make_ru
 def test_tensor_models_run_typed_arrays(tensor_dir: Path, make_runtime: MakeRuntime) -> None:
     runtime = make_runtime(tensor_dir)
     x = np.array([[1, 2, 3], [-1, 0, 4]], dtype=np.float32)
-    out = runtime.task.infer({"x": x})
+    out = runtime.task.infer({"x": x}).outputs
     np.testing.assert_allclose(out["y"], x @ tiny_models.W + tiny_models.B, rtol=1e-6)
     np.testing.assert_array_equal(out["label"], np.argmax(x @ tiny_models.W + tiny_models.B, axis=1))
 
@@ -111,7 +111,7 @@ def test_a_manifest_that_lies_about_the_graph_fails_init(
     lying = tmp_path / "lying"
     shutil.copytree(embedding_dir, lying)
     raw = json.loads((lying / "manifest.json").read_text())
-    from functions.inference.manifest import TensorSpec, TextSpec
+    from functions.inference.manifest import EmbeddingSpec, TensorSpec, TextSpec
 
     write_manifest(
         lying,
@@ -125,7 +125,8 @@ def test_a_manifest_that_lies_about_the_graph_fails_init(
             TensorSpec("token_type_ids", "int64", ("batch", "sequence")),
         ),
         outputs=(TensorSpec("last_hidden_state", "float32", ("batch", "sequence", tiny_models.DIM)),),
-        text=TextSpec(max_tokens=16, dimensions=tiny_models.DIM),
+        text=TextSpec(feeds=tiny_models.FEEDS, max_tokens=16),
+        embedding=EmbeddingSpec(output="last_hidden_state", dimensions=tiny_models.DIM),
     )
     with pytest.raises(ModelLoadError, match=r"input 'input_ids' as int32, but model\.onnx has int64"):
         make_runtime(lying)

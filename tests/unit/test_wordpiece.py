@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import TextSpec
 from functions.inference.tasks import wordpiece as runtime
-from functions.inference.tasks.embedding import LibraryTokenizer, load_tokenizer
+from functions.inference.tasks.text import LibraryTokenizer, load_tokenizer
 from layers import wordpiece
 from tests.conftest import DEFAULT_MODEL
 from tests.support import tiny_models
@@ -148,7 +148,7 @@ def test_other_tokenizers_are_left_to_the_library(
 
 
 def test_a_manifest_without_tables_loads_the_library(tiny: Path) -> None:
-    spec = TextSpec(tokenizer="tokenizer.json", max_tokens=MAX_TOKENS)
+    spec = TextSpec(feeds={"ids": "input_ids"}, tokenizer="tokenizer.json", max_tokens=MAX_TOKENS)
     assert isinstance(load_tokenizer(tiny, spec, truncate=True), LibraryTokenizer)
     with_tables = msgspec.structs.replace(spec, wordpiece=wordpiece.FILE_NAME)
     tokenizer = load_tokenizer(tiny, with_tables, truncate=True)
@@ -176,6 +176,6 @@ def test_tables_of_another_format_fail_init_saying_how_to_fix(tiny: Path, tmp_pa
     (tmp_path / "tokenizer.json").write_bytes((tiny / "tokenizer.json").read_bytes())
     stale = msgspec.structs.replace(compiled, format=runtime.FORMAT - 1)
     (tmp_path / wordpiece.FILE_NAME).write_bytes(msgspec.msgpack.encode(stale))
-    spec = TextSpec(tokenizer="tokenizer.json", wordpiece=wordpiece.FILE_NAME, max_tokens=MAX_TOKENS)
+    spec = TextSpec(feeds={"ids": "input_ids"}, tokenizer="tokenizer.json", wordpiece=wordpiece.FILE_NAME, max_tokens=MAX_TOKENS)
     with pytest.raises(ModelLoadError, match="rebuild the model directory with `preheat build`"):
         load_tokenizer(tmp_path, spec, truncate=True)

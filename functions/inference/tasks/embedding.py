@@ -1,159 +1,102 @@
-"""`text-embedding`: text -> tokens -> ONNX -> mean pooling -> L2 norm, one vector per text."""
+"""`text-embedding`: text -> tokens -> ONNX -> pooling (mean, CLS or none) -> L2 norm (optional).
+
+One vector per text, served by /v1/embeddings (OpenAI) and v2 (`text` BYTES in, `embedding` out).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Protocol
 
-import msgspec
 import numpy as np
 
-from functions.inference.errors import InputTooLong, InvalidTensor, ModelLoadError
-from functions.inference.manifest import TensorSpec, TextSpec
-from functions.inference.model import OnnxModel
+from functions.inference.errors import InvalidTensor, ModelLoadError
+from functions.inference.manifest import EmbeddingSpec, TensorSpec, TextSpec
+from functions.inference.tasks import Inference, TaskContext
+from functions.inference.tasks.text import (
+    Rows,
+    RowSource,
+    TextModel,
+    items_from_feeds,
+    load_tokenizer,
+    text_inputs,
+)
 
-_FEEDS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class Embedder(Protocol):
-    """Texts to vectors: the task itself, or a cache in front of it (the data plane's seam)."""
-
-    def embed(self, texts: Sequence[str]) -> Embeddings: ...
-
-
-class TokenIds(Protocol):
-    """Texts to token ids, special tokens added, truncated as configured."""
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
+OUTPUT = "embedding"
 
 
-class LibraryTokenizer:
-    """The `tokenizers` library, for tokenizers the compiled WordPiece tables do not cover."""
+class Pooling:
+    """The head: token states [n, tokens, d] (or vectors [n, d] when pooled in the graph) -> [n, d]."""
 
-    def __init__(self, path: Path, *, max_tokens: int | None) -> None:
-        from tokenizers import Tokenizer  # 40-60 ms at init with the JSON: only when needed
+    def __init__(self, spec: EmbeddingSpec) -> None:
+        self.output = spec.output
+        self.width = spec.dimensions
+        self.pooling = spec.pooling
+        self.normalize = spec.normalize
 
-        self.tokenizer = Tokenizer.from_file(str(path))
-        # The tokenizer.json of many sentence-transformers models pads every input to a fixed length;
-        # padding is done per batch, to the longest input, which is several times faster.
-        self.tokenizer.no_padding()
-        if max_tokens is None:
-            self.tokenizer.no_truncation()
+    def __call__(self, output: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.pooling == "none":
+            pooled = output
+        elif self.pooling == "cls":
+            pooled = output[:, 0, :]
         else:
-            self.tokenizer.enable_truncation(max_length=max_tokens)
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-
-
-def load_tokenizer(model_dir: Path, spec: TextSpec, *, truncate: bool) -> TokenIds:
-    """The compiled WordPiece tables when the manifest names them, else the library."""
-    from functions.inference.tasks.wordpiece import WordPiece
-
-    limit = spec.max_tokens if truncate else None
-
-    def library() -> LibraryTokenizer:
-        return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit)
-
-    try:
-        if spec.wordpiece is not None:
-            return WordPiece.load(model_dir / spec.wordpiece, library, max_tokens=limit)
-        return library()
-    except Exception as exc:
-        name = spec.wordpiece or spec.tokenizer
-        raise ModelLoadError(f"could not load tokenizer {name}: {exc}") from exc
-
-
-class Embeddings(msgspec.Struct, frozen=True):
-    vectors: np.ndarray  # [n, dimensions] float32, rows in request order
-    tokens: tuple[int, ...]  # tokens seen by the model per text, after truncation
-    served_by: str = "miss"  # which cache level answered; "miss" when the model ran
-
-
-class TextEmbedder:
-    name = "text-embedding"
-
-    def __init__(
-        self, model: OnnxModel, tokenizer: TokenIds, spec: TextSpec, *, batch_size: int, truncate: bool
-    ):
-        unknown = [s.name for s in model.inputs if s.name not in _FEEDS]
-        if unknown:
+            weights = mask[:, :, None].astype(output.dtype)
+            pooled = (output * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if pooled.ndim != 2 or pooled.shape[1] != self.width:
             raise ModelLoadError(
-                f"text-embedding models take {', '.join(_FEEDS)}; this one also wants {unknown}"
+                f"output {self.output!r} pooled ({self.pooling}) to shape {list(pooled.shape)}, "
+                f"the manifest says {self.width} dimensions per text"
             )
-        if spec.pooling not in ("mean", "cls"):
-            raise ModelLoadError(f"manifest text.pooling {spec.pooling!r} is not 'mean' or 'cls'")
-        self.model = model
-        self.spec = spec
-        self.batch_size = batch_size
-        self.truncate = truncate
-        self._feeds = tuple(s.name for s in model.inputs)
-        self._output = [spec.output]
-        self.tokenizer = tokenizer
-        self.inputs: tuple[TensorSpec, ...] = (TensorSpec("text", "bytes", ("batch",)),)
-        self.outputs: tuple[TensorSpec, ...] = (
-            TensorSpec("embedding", "float32", ("batch", spec.dimensions)),
-        )
-
-    @classmethod
-    def load(
-        cls, model: OnnxModel, model_dir: Path, spec: TextSpec, *, batch_size: int, truncate: bool
-    ) -> TextEmbedder:
-        tokenizer = load_tokenizer(model_dir, spec, truncate=truncate)
-        return cls(model, tokenizer, spec, batch_size=batch_size, truncate=truncate)
-
-    def embed(self, texts: Sequence[str]) -> Embeddings:
-        encodings = self.tokenizer.encode(texts)
-        lengths = [len(ids) for ids in encodings]
-        if not self.truncate:
-            for i, n in enumerate(lengths):
-                if n > self.spec.max_tokens:
-                    raise InputTooLong(
-                        f"input {i} is {n} tokens, over this model's {self.spec.max_tokens}: "
-                        "shorten it or deploy with PREHEAT_TRUNCATE=true"
-                    )
-        if len(encodings) <= self.batch_size:  # the common case: one run, rows already in order
-            vectors = self._run(encodings, lengths)
-        else:
-            vectors = np.empty((len(encodings), self.spec.dimensions), dtype=np.float32)
-            # Similar lengths share a batch, so little compute goes to padding.
-            order = sorted(range(len(lengths)), key=lengths.__getitem__)
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                vectors[rows] = self._run([encodings[i] for i in rows], [lengths[i] for i in rows])
-        return Embeddings(vectors=vectors, tokens=tuple(lengths))
-
-    def _run(self, ids_per_text: list[list[int]], lengths: list[int]) -> np.ndarray:
-        width = max(lengths)
-        ids = np.zeros((len(lengths), width), dtype=np.int64)
-        mask = np.zeros((len(lengths), width), dtype=np.int64)
-        for row, (token_ids, n) in enumerate(zip(ids_per_text, lengths, strict=True)):
-            ids[row, :n] = token_ids
-            mask[row, :n] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        # These tensors are built right here with the declared dtypes: no need to re-check them.
-        hidden = self.model.run({k: feeds[k] for k in self._feeds}, self._output, checked=False)[
-            self.spec.output
-        ]
-        return self._pool(hidden, mask)
-
-    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.spec.pooling == "cls":
-            pooled = hidden[:, 0, :]
-        else:
-            weights = mask[:, :, None].astype(hidden.dtype)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        if self.spec.normalize:
+        if self.normalize:
             pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32, copy=False)
 
-    def infer(
-        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
-    ) -> dict[str, np.ndarray]:
-        if "text" not in feeds:
-            raise InvalidTensor("this model takes one input tensor 'text' (BYTES)")
-        return {"embedding": self.embed([str(v) for v in feeds["text"].ravel().tolist()]).vectors}
+
+class EmbeddingTask:
+    name = "text-embedding"
+
+    def __init__(
+        self, model: TextModel, text: TextSpec, spec: EmbeddingSpec, *, max_inputs: int, source: RowSource | None = None
+    ) -> None:
+        self.model = model  # the warm-up runs here, past any cache
+        self.source: RowSource = model if source is None else source
+        self.text = text
+        self.dimensions = spec.dimensions
+        self.max_inputs = max_inputs
+        self.inputs: tuple[TensorSpec, ...] = text_inputs(text)
+        self.outputs: tuple[TensorSpec, ...] = (TensorSpec(OUTPUT, "float32", ("batch", spec.dimensions)),)
+
+    def embed(self, texts: Sequence[str]) -> Rows:
+        return self.source.rows(texts)
+
+    def infer(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> Inference:
+        rows = self.source.rows(items_from_feeds(feeds, self.text, max_inputs=self.max_inputs))
+        return Inference({OUTPUT: rows.values}, cache=rows.served_by)
 
     def warmup(self) -> None:
-        self.embed(["preheat warm-up: one short sentence through every layer"])
+        try:
+            self.model.rows(["preheat warm-up: one short sentence through every layer"])
+        except InvalidTensor as exc:
+            raise ModelLoadError(f"the warm-up inference failed: {exc.message}") from exc
+
+
+def load(context: TaskContext) -> EmbeddingTask:
+    manifest = context.manifest
+    assert manifest.text is not None and manifest.embedding is not None  # manifests.load checks them
+    if manifest.text.pairs:
+        raise ModelLoadError("a text-embedding model takes single texts: the manifest's text.pairs must be false")
+    tokenizer = load_tokenizer(context.model_dir, manifest.text, truncate=context.truncate)
+    model = TextModel(
+        context.model,
+        tokenizer,
+        manifest.text,
+        Pooling(manifest.embedding),
+        batch_size=context.batch_size,
+        truncate=context.truncate,
+    )
+    return EmbeddingTask(
+        model,
+        manifest.text,
+        manifest.embedding,
+        max_inputs=context.max_inputs,
+        source=context.wrap(model) if context.wrap is not None else None,
+    )

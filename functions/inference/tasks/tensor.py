@@ -8,6 +8,7 @@ import numpy as np
 
 from functions.inference.errors import ModelLoadError, PreheatError
 from functions.inference.model import OnnxModel
+from functions.inference.tasks import Inference, TaskContext
 
 
 class TensorTask:
@@ -18,10 +19,8 @@ class TensorTask:
         self.inputs = model.inputs
         self.outputs = model.outputs
 
-    def infer(
-        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
-    ) -> dict[str, np.ndarray]:
-        return self.model.run(feeds, outputs)
+    def infer(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> Inference:
+        return Inference(self.model.run(feeds, outputs))
 
     def warmup(self) -> None:
         """Run once on zeros, every dynamic axis set to 1, so the first request pays no lazy setup."""
@@ -36,3 +35,7 @@ class TensorTask:
             self.model.run(feeds)
         except PreheatError as exc:
             raise ModelLoadError(f"warm-up inference on zeros failed: {exc.message}") from exc
+
+
+def load(context: TaskContext) -> TensorTask:
+    return TensorTask(context.model)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from functions.inference.tasks.embedding import TokenIds
+    from functions.inference.tasks.text import TokenIds
 
 FORMAT = 2
 

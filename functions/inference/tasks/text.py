@@ -1,0 +1,230 @@
+"""What every text task shares: items (texts, or pairs of texts) -> token ids -> the graph's feeds,
+in batches of similar length -> one float row per item, computed by the task's head.
+
+The manifest's `text` section says which graph input takes which role (`ids`, `mask`, `type_ids`),
+the pad id and the token limit, so the same code feeds BERT, RoBERTa, XLM-R, MPNet or DistilBERT.
+The cache (functions/cache) wraps a `RowSource`, so repeats of any text task skip the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+import numpy as np
+
+from functions.inference.errors import InputTooLong, InvalidTensor, ModelLoadError, TooManyInputs
+from functions.inference.manifest import TensorSpec, TextSpec
+from functions.inference.model import OnnxModel
+
+Item = str | tuple[str, str]  # a text, or (text, text_pair) for pair models
+
+
+class TokenIds(Protocol):
+    """Texts to token ids, special tokens added, truncated as configured."""
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
+
+
+class PairIds(Protocol):
+    """Pairs of texts to (token ids, segment ids), with the tokenizer's pair template."""
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
+
+
+class LibraryTokenizer:
+    """The `tokenizers` library, for tokenizers the compiled WordPiece tables do not cover, and pairs."""
+
+    def __init__(self, path: Path, *, max_tokens: int | None) -> None:
+        from tokenizers import Tokenizer  # 40-60 ms at init with the JSON: only when needed
+
+        self.tokenizer = Tokenizer.from_file(str(path))
+        # The tokenizer.json of many sentence-transformers models pads every input to a fixed length;
+        # padding is done per batch, to the longest input, which is several times faster.
+        self.tokenizer.no_padding()
+        if max_tokens is None:
+            self.tokenizer.no_truncation()
+        else:
+            self.tokenizer.enable_truncation(max_length=max_tokens)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        return [(e.ids, e.type_ids) for e in self.tokenizer.encode_batch(list(pairs))]
+
+
+def load_tokenizer(model_dir: Path, spec: TextSpec, *, truncate: bool) -> TokenIds:
+    """The compiled WordPiece tables when the manifest names them (single texts), else the library."""
+    limit = spec.max_tokens if truncate else None
+
+    def library() -> LibraryTokenizer:
+        return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit)
+
+    try:
+        if spec.wordpiece is not None and not spec.pairs:
+            from functions.inference.tasks.wordpiece import WordPiece
+
+            return WordPiece.load(model_dir / spec.wordpiece, library, max_tokens=limit)
+        return library()
+    except Exception as exc:
+        name = spec.wordpiece if spec.wordpiece is not None and not spec.pairs else spec.tokenizer
+        raise ModelLoadError(f"could not load tokenizer {name}: {exc}") from exc
+
+
+class Rows(msgspec.Struct, frozen=True):
+    values: np.ndarray  # [n, width] float32, one row per item, in request order
+    tokens: tuple[int, ...]  # tokens the model saw per item, after truncation
+    served_by: str = "miss"  # which cache level answered; "miss" when the model ran
+
+
+class RowSource(Protocol):
+    """Items to rows: a text model, or a cache in front of one."""
+
+    width: int
+
+    def rows(self, items: Sequence[Item]) -> Rows: ...
+
+
+class Head(Protocol):
+    """A task's post-processing: the graph output it reads, and how that becomes one row per item."""
+
+    output: str
+    width: int
+
+    def __call__(self, output: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
+
+
+class TextModel:
+    """Tokenize, batch by length, run, apply the head: the uncached RowSource of a text task."""
+
+    def __init__(
+        self,
+        model: OnnxModel,
+        tokenizer: TokenIds,
+        spec: TextSpec,
+        head: Head,
+        *,
+        batch_size: int,
+        truncate: bool,
+    ) -> None:
+        dtypes = {s.name: s.dtype for s in model.inputs}
+        self._roles: tuple[tuple[str, str, np.dtype[np.integer]], ...] = tuple(
+            (role, name, np.dtype(dtypes[name])) for role, name in spec.feeds.items()
+        )
+        for role, name, dtype in self._roles:
+            if dtype.kind not in "iu":
+                raise ModelLoadError(f"text input {name!r} ({role}) must be an integer tensor, the graph has {dtype}")
+        if spec.pairs and not callable(getattr(tokenizer, "encode_pairs", None)):
+            raise ModelLoadError("this model takes pairs of texts, but its tokenizer cannot encode pairs")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.head = head
+        self.width = head.width
+        self.batch_size = batch_size
+        self.truncate = truncate
+        self._output = [head.output]
+
+    def rows(self, items: Sequence[Item]) -> Rows:
+        ids, types = self._encode(items)
+        lengths = [len(row) for row in ids]
+        if not self.truncate:
+            for i, n in enumerate(lengths):
+                if n > self.spec.max_tokens:
+                    raise InputTooLong(
+                        f"input {i} is {n} tokens, over this model's {self.spec.max_tokens}: "
+                        "shorten it or deploy with PREHEAT_TRUNCATE=true"
+                    )
+        if len(ids) <= self.batch_size:  # the common case: one run, rows already in order
+            values = self._run(ids, types, lengths)
+        else:
+            values = np.empty((len(ids), self.width), dtype=np.float32)
+            # Similar lengths share a batch, so little compute goes to padding.
+            order = sorted(range(len(lengths)), key=lengths.__getitem__)
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                values[rows] = self._run(
+                    [ids[i] for i in rows],
+                    None if types is None else [types[i] for i in rows],
+                    [lengths[i] for i in rows],
+                )
+        return Rows(values=values, tokens=tuple(lengths))
+
+    def _encode(self, items: Sequence[Item]) -> tuple[list[list[int]], list[list[int]] | None]:
+        if not self.spec.pairs:
+            return self.tokenizer.encode(items), None  # type: ignore[arg-type]  # str items: checked by callers
+        encoded = self.tokenizer.encode_pairs(items)  # type: ignore[attr-defined, arg-type]
+        return [ids for ids, _ in encoded], [types for _, types in encoded]
+
+    def _run(
+        self, ids_per_item: list[list[int]], types_per_item: list[list[int]] | None, lengths: list[int]
+    ) -> np.ndarray:
+        width = max(lengths)
+        rows = len(lengths)
+        ids = np.full((rows, width), self.spec.pad_id, dtype=np.int64)
+        mask = np.zeros((rows, width), dtype=np.int64)
+        types = np.zeros((rows, width), dtype=np.int64)
+        for row, (token_ids, n) in enumerate(zip(ids_per_item, lengths, strict=True)):
+            ids[row, :n] = token_ids
+            mask[row, :n] = 1
+            if types_per_item is not None:
+                types[row, :n] = types_per_item[row]
+        by_role = {"ids": ids, "mask": mask, "type_ids": types}
+        feeds = {name: by_role[role].astype(dtype, copy=False) for role, name, dtype in self._roles}
+        # Built right here with the declared dtypes and ranks: no need to re-check them.
+        output = self.model.run(feeds, self._output, checked=False)[self.head.output]
+        return self.head(output, mask)
+
+
+def check_items(items: Sequence[Item], *, max_inputs: int, field: str = "input") -> None:
+    """The checks every text route makes before the model sees anything; errors name the item."""
+    if not items:
+        raise InvalidTensor(f"'{field}' is empty: send at least one text")
+    if len(items) > max_inputs:
+        raise TooManyInputs(
+            f"'{field}' has {len(items)} items, over this deployment's limit of {max_inputs}: "
+            "split the request (the limit is PREHEAT_MAX_INPUTS)"
+        )
+    for i, item in enumerate(items):
+        for text in (item,) if isinstance(item, str) else item:
+            if not text:
+                raise InvalidTensor(f"{field}[{i}] is an empty string: every input needs text")
+
+
+def text_inputs(spec: TextSpec) -> tuple[TensorSpec, ...]:
+    """The tensors v2 clients send to a text task: BYTES, one element per text."""
+    if spec.pairs:
+        return (TensorSpec("text", "bytes", ("batch",)), TensorSpec("text_pair", "bytes", ("batch",)))
+    return (TensorSpec("text", "bytes", ("batch",)),)
+
+
+def items_from_feeds(feeds: Mapping[str, np.ndarray], spec: TextSpec, *, max_inputs: int) -> list[Item]:
+    """The v2 BYTES tensors of a text task as items (the data plane has checked names and dtypes)."""
+    texts = [_text(v) for v in feeds["text"].ravel().tolist()]
+    items: list[Item]
+    if spec.pairs:
+        pairs = [_text(v) for v in feeds["text_pair"].ravel().tolist()]
+        if len(pairs) != len(texts):
+            raise InvalidTensor(
+                f"inputs 'text' and 'text_pair' must hold as many elements, got {len(texts)} and {len(pairs)}"
+            )
+        items = list(zip(texts, pairs, strict=True))
+    else:
+        items = list(texts)
+    check_items(items, max_inputs=max_inputs, field="text")
+    return items
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidTensor("a BYTES element of a text input is not valid UTF-8") from None
+    return str(value)
+
+
+Wrap = Callable[[RowSource], RowSource]  # a cache's wrapper, or None when no cache is configured
