@@ -32,7 +32,7 @@ WARM = """
 import json, sys, time
 from types import SimpleNamespace
 import functions.inference.handler as h
-metrics = h.RUNTIME.plane.embedder.metrics
+metrics = h.RUNTIME.task.source.metrics  # the cache in front of the model (functions/cache/tiered.py)
 plan = json.loads(sys.stdin.read())
 events, intervals = plan["events"], plan["variants"]
 ctx = SimpleNamespace(aws_request_id="bench")
