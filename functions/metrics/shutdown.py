@@ -117,10 +117,15 @@ def _extension(host: str, port: int, identifier: str, wakeup: int) -> None:
         if wakeup in readable:
             if signal.SIGTERM in os.read(wakeup, 64):
                 _end()
-        elif sock is not None and sock in readable and not sock.recv(65536):
-            # The Runtime API closed the connection (an event for an extension that asked for none
-            # never comes); keep watching the signal alone.
-            watched = [wakeup]
+        elif sock is not None and sock in readable:
+            try:
+                closed = not sock.recv(65536)
+            except OSError:  # reset (e.g. a connection from before a SnapStart snapshot)
+                closed = True
+            if closed:
+                # The Runtime API closed the connection (an event for an extension that asked for
+                # none never comes); keep watching the signal alone.
+                watched = [wakeup]
 
 
 def _connect(host: str, port: int):  # type: ignore[no-untyped-def]

@@ -27,6 +27,14 @@ class Reply:
         return json.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    method: str
+    path: str
+    body: bytes | None
+    headers: dict[str, str]
+
+
 class UrlClient:
     """A keep-alive HTTPS connection to one Function URL; with a `signer`, every request is
     SigV4-signed (AuthType AWS_IAM), before its clock starts."""
@@ -46,18 +54,23 @@ class UrlClient:
         self._conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=self.timeout)
         self._conn.connect()
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
-        if self._conn is None:
-            self.connect()
-        assert self._conn is not None
+    def prepare(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Prepared:
+        """The request as it will be sent, signed now (a SigV4 signature stays valid for 5 minutes):
+        senders that must start together (bursts) prepare first, then `send`."""
         data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
         sent = {"content-type": "application/json", **(headers or {})}
         if self.signer is not None:
             netloc = self.host if self.port == 443 else f"{self.host}:{self.port}"
             sent = self.signer.headers(method, f"https://{netloc}{path}", {**sent, "host": netloc}, data or b"")
+        return Prepared(method, path, data, sent)
+
+    def send(self, prepared: Prepared) -> Reply:
+        if self._conn is None:
+            self.connect()
+        assert self._conn is not None
         started = time.perf_counter()
         try:
-            self._conn.request(method, path, body=data, headers=sent)
+            self._conn.request(prepared.method, prepared.path, body=prepared.body, headers=prepared.headers)
             response = self._conn.getresponse()
             raw = response.read()
         except (http.client.HTTPException, OSError):
@@ -65,6 +78,9 @@ class UrlClient:
             raise
         ms = (time.perf_counter() - started) * 1000
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, raw, ms)
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        return self.send(self.prepare(method, path, body, headers))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -280,9 +280,10 @@ def test_provisioned_concurrency_serves_concurrent_requests_without_cold_starts(
         def request(_: int) -> Any:
             client = twin.url_client("tiny")
             client.connect()
+            prepared = client.prepare("POST", "/v1/embeddings", body)  # signed before they start together
             barrier.wait()
             try:
-                return client.request("POST", "/v1/embeddings", body)
+                return client.send(prepared)
             finally:
                 client.close()
 

@@ -185,9 +185,10 @@ def embed(twin: TwinClient, function: str, n: int) -> list[Reply]:
     barrier = threading.Barrier(n)
 
     def send(client: Any) -> Reply:
-        barrier.wait()
+        prepared = client.prepare("POST", "/v1/embeddings", {"input": "hello world", "model": "tiny"})
+        barrier.wait()  # signed before: the requests start together
         try:
-            reply: Reply = client.request("POST", "/v1/embeddings", {"input": "hello world", "model": "tiny"})
+            reply: Reply = client.send(prepared)
             return reply
         finally:
             client.close()
