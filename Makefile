@@ -32,13 +32,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check functions layers warmers infra scripts tests
 	$(BIN)/mypy
 
-# System packages the tests run for real (Debian's redis-server), installed when missing and root.
+# System packages the tests run for real, installed when missing and root: Debian's redis-server (the
+# cache's shared tier) and chromium + chromium-driver (the dashboard's HTML, in a real browser).
+SYSDEPS := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+
 sysdeps:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+	@missing=""; for pair in $(SYSDEPS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing redis-server (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
-	  else echo "redis-server is missing and cannot be installed here: its tests will be skipped"; fi; \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing and not installable here:$$missing: their tests will be skipped"; fi; \
 	fi
 
 test: sysdeps $(STAMP) $(MODEL) $(NODE_STAMP)

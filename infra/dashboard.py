@@ -427,8 +427,9 @@ class _Build:
             "SageMaker errors",
             (
                 self.sm("sm_4xx", "Invocation4XXErrors", "Sum", label="4xx", color=GREY),
+                # A container's own 4xx/5xx (InvokeEndpoint's 424 ModelError) are counted here: the list
+                # of metrics a serverless endpoint publishes has no separate model-error metric.
                 self.sm("sm_5xx", "Invocation5XXErrors", "Sum", label="5xx", color="#8c564b"),
-                self.sm("sm_model_err", "ModelError", "Sum", label="model errors", color="#d62728"),
             ),
             "count",
         )

@@ -158,8 +158,8 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
             targets = [
                 (Target("uvicorn", embed_url), "embedding"),
                 (Target("uvicorn", tensor_url), "tensor"),
-                (Target("lambda", state.url(stack.TARGET), state.ca), "embedding"),
-                (Target("lambda", state.url(stack.TENSOR), state.ca), "tensor"),
+                (Target("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)), "embedding"),
+                (Target("lambda", state.url(stack.TENSOR), state.ca, _signer(state, stack.TENSOR)), "tensor"),
             ]
             results["hostile"] = _hostile(targets, options, say)
             say("load")
@@ -207,8 +207,8 @@ def _leaks(twin: Any, state: Any, spec: Any, uvicorn: Any, model: str, log_path:
     from scripts.reliability.rawhttp import Target
 
     marker = leaks.canary()
-    statuses = leaks.send_canaries(Target("lambda", state.url(stack.TARGET), state.ca), model, marker,
-                                   spec.max_request_bytes)
+    statuses = leaks.send_canaries(Target("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)),
+                                   model, marker, spec.max_request_bytes)
     statuses += leaks.send_canaries(uvicorn, model, marker, spec.max_request_bytes)
     twin.flush()
     sys.stdout.flush()
@@ -230,6 +230,13 @@ _WORDS = (
 ).split()
 
 
+def _signer(state: Any, function: str) -> Any:
+    """The Function URL's signer when its AuthType is AWS_IAM (the stack's default), else None."""
+    from scripts.twin.sigv4 import Signer
+
+    return Signer(state.region) if state.url_auth(function) == "AWS_IAM" else None
+
+
 def _hostile(targets: list[tuple[Any, str]], options: Options, say: Progress) -> dict[str, Any]:
     from scripts.reliability import fuzz, hostile, stack
 
@@ -245,6 +252,8 @@ def _hostile(targets: list[tuple[Any, str]], options: Options, say: Progress) ->
         fuzzed.append({**report.as_dict(), "target": label})
         chosen = (hostile.embedding_cases(anchors, stack.MAX_REQUEST_BYTES, lambda_path=target.name == "lambda")
                   if kind == "embedding" else hostile.tensor_cases(anchors))
+        if target.signer is not None and kind == "embedding":  # an AWS_IAM Function URL
+            chosen += hostile.auth_cases(anchors)
         ran = hostile.run_cases(target, chosen, progress=tell)
         cases.append({**ran.as_dict(), "target": label})
     return {

@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("bench", "handler", "scripts.bench_handler", "cold start and warm latency of the Lambda handler vs the floor"),
     ("", "up", "scripts.up", "start the local twin (Lambda + Function URLs + moto) in the background"),
     ("", "down", "scripts.down", "stop the local twin"),
+    ("", "invoke", "scripts.invoke", "call a Function URL (the twin's by default), SigV4-signed when it is AWS_IAM"),
     ("", "demo", "scripts.demo", "start a twin, send a cold burst then warm traffic, print cold and warm apart"),
     ("bench", "coldstart", "scripts.bench_coldstart", "cold starts and warm latency: default vs naive vs floor"),
     ("", "simulate", "scripts.simulate", "replay serverless traces against the warm-keeping policies"),
@@ -31,6 +32,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("bench", "model", "scripts.bench_model", "fp32 against the slim model: size, load, latency, accuracy"),
     ("", "dashboard", "scripts.dashboard", "draw the deployed CloudWatch dashboard locally (PNG + HTML) from the twin's metrics"),
     ("bench", "reliability", "scripts.bench_reliability", "hostile input, load and faults: 5xx, wrong answers, throttles, outcomes"),
+    ("bench", "metrics", "scripts.bench_metrics", "warm-path cost of flushing cache counters at environment end vs per request"),
 ]
 # fmt: on
 

@@ -1,11 +1,14 @@
 """Fetch the series of a dashboard definition (infra/dashboard.py) from a CloudWatch endpoint.
 
 Statistics such as Sum, Average, Minimum, Maximum and SampleCount come from GetMetricData, on AWS and
-on moto alike. Percentiles (pNN) come from GetMetricData on AWS; moto cannot compute them (its
+on moto alike. Percentiles (pNN) come from GetMetricData on AWS; plain moto cannot compute them (its
 GetMetricData fails on percentile statistics, and no CloudWatch API returns raw datapoints), so for a
-local endpoint they are computed here from the raw values themselves: the EMF log events in
-CloudWatch Logs, the same records CloudWatch extracts the metrics from (Lambda, and preheat's twin,
-write every function's stdout to `/aws/lambda/<function>`). Each period's values are sorted and the
+local endpoint the percentiles of the runtime's metrics are computed here from the raw values
+themselves: the EMF log events in CloudWatch Logs, the same records CloudWatch extracts the metrics
+from (Lambda, and preheat's twin, write every function's stdout to `/aws/lambda/<function>`). The
+platform's metrics (AWS/Lambda, AWS/SageMaker) have no log events; the twin publishes their values
+with PutMetricData's Values and Counts and its moto computes their percentiles
+(scripts/twin/moto_cloudwatch.py), so those come from GetMetricData there too. Each period's values are sorted and the
 nearest-rank percentile taken (the smallest value with at least p% of the values at or below it).
 The count of raw values per period is checked against GetMetricData's SampleCount, and a mismatch
 (log events missing or not yet shipped) is reported with the series instead of drawing a wrong line.
@@ -219,8 +222,11 @@ class CloudWatchSource:
     # -- one graph ----------------------------------------------------------------------------------
     def fetch(self, series: tuple[spec.Series, ...], window: Window) -> dict[str, SeriesData]:
         metrics = [s for s in series if isinstance(s, spec.Metric)]
-        native = [m for m in metrics if m.percentile is None or not self.local]
-        local_pct = [m for m in metrics if m.percentile is not None and self.local]
+        # The platform's own metrics (AWS/*) have no EMF log events: their percentiles come from
+        # GetMetricData, which the twin's moto answers (scripts/twin/moto_cloudwatch.py).
+        from_logs = [m for m in metrics if m.percentile is not None and self.local and not m.namespace.startswith("AWS/")]
+        native = [m for m in metrics if m not in from_logs]
+        local_pct = from_logs
         data: dict[str, SeriesData] = {}
         fetched = self.metric_data(native, lambda m: m.stat, window) if native else {}
         for m in native:

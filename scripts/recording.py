@@ -111,6 +111,9 @@ def replayed(recording: Path) -> Iterator[str]:
     """A moto of our own on 127.0.0.1 holding what the recording holds; yields its URL."""
     from moto.server import ThreadedMotoServer
 
+    from scripts.twin.moto_cloudwatch import enable_percentiles
+
+    enable_percentiles()  # the twin's moto answers percentiles of the platform's metrics; so does this one
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

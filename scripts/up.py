@@ -97,8 +97,12 @@ def print_state(console: object, state: object, model: str | None = None) -> Non
     url = state.functions.get(DEFAULT_FUNCTION, {}).get("url")
     if url:
         body = '{"input": "hello world", "model": "' + (model or "minilm") + '"}'
+        iam = state.url_auth(DEFAULT_FUNCTION) == "AWS_IAM"
         console.print("\ntry:", style="bold")
-        console.print(f"  curl --cacert {state.ca} -H 'content-type: application/json' \\\n"
+        console.print(f"  preheat invoke /v1/embeddings -d '{body}'" + ("   (signs for the URL's AWS_IAM auth)" if iam else ""),
+                      soft_wrap=True, highlight=False)
+        sign = f"--aws-sigv4 aws:amz:{state.region}:lambda --user testing:testing " if iam else ""
+        console.print(f"  curl --cacert {state.ca} {sign}-H 'content-type: application/json' \\\n"
                       f"       -d '{body}' {url}v1/embeddings", soft_wrap=True, highlight=False)
         console.print(f"  AWS_ENDPOINT_URL={state.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
                       f"aws lambda invoke --region {state.region} --function-name {DEFAULT_FUNCTION} --qualifier live "

@@ -32,12 +32,17 @@ class EmfWriter:
         self._directives: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], list[dict[str, Any]]] = {}
 
     def emit(
-        self, metrics: Mapping[str, tuple[float, str]], dimensions: Mapping[str, str] | None = None
+        self,
+        metrics: Mapping[str, tuple[float, str]],
+        dimensions: Mapping[str, str] | None = None,
+        timestamp: float | None = None,
     ) -> None:
-        """`metrics` maps a name to (value, unit)."""
+        """`metrics` maps a name to (value, unit); `timestamp` (epoch seconds, default now) is when
+        they were measured: CloudWatch files them under it."""
         dims = {**(dimensions or {}), **self.dimensions}
         directive = self.directive(tuple(dims), tuple((name, unit) for name, (_, unit) in metrics.items()))
-        blob: dict[str, Any] = {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directive}}
+        stamp = int((time.time() if timestamp is None else timestamp) * 1000)
+        blob: dict[str, Any] = {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": directive}}
         blob.update(dims)
         for name, (value, _) in metrics.items():
             blob[name] = [float(value)]

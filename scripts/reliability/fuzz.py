@@ -134,6 +134,10 @@ def fuzz(
     anchors = Anchors.discover(target, timeout)
     session = requests.Session()
     session.verify = target.ca if target.ca else True
+    if target.signer is not None:  # an AWS_IAM Function URL: every generated request is signed
+        from scripts.twin.sigv4 import RequestsAuth
+
+        session.auth = RequestsAuth(target.signer)
     checks = [
         sc.not_a_server_error,
         sc.status_code_conformance,

@@ -34,6 +34,8 @@ class Case:
     status: tuple[int, ...] = ()  # empty: any status of an allowed verdict
     code: str | None = None  # the error code a rejection must carry
     early: bool = False  # must be answered before the whole body was sent (limit checked first)
+    auth: str = "signed"  # for an AWS_IAM target: how the request is (mis)signed, see AUTH
+    platform_code: str | None = None  # the x-amzn-errortype Lambda's front end must answer with
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,62 @@ def tensor_cases(anchors: Anchors) -> list[Case]:
     ]
 
 
+# How an AWS_IAM Function URL's request is (mis)signed -> (case name, Lambda's error type). Each must be
+# refused with 403 before the function runs, never answered, never a 5xx.
+AUTH = {
+    "unsigned": ("unsigned request", "AccessDeniedException"),
+    "tampered": ("body changed after signing", "InvalidSignatureException"),
+    "stale": ("signed 10 minutes ago", "InvalidSignatureException"),
+    "future": ("signed 10 minutes ahead", "InvalidSignatureException"),
+    "wrong-secret": ("signed with a wrong secret key", "InvalidSignatureException"),
+    "unknown-key": ("an access key the account does not have", "UnrecognizedClientException"),
+    "bad-token": ("an invalid session token", "UnrecognizedClientException"),
+    "wrong-service": ("scoped to another service (execute-api)", "InvalidSignatureException"),
+    "wrong-region": ("scoped to another region", "InvalidSignatureException"),
+    "malformed": ("an Authorization header without Signature", "IncompleteSignatureException"),
+}
+
+
+def auth_cases(anchors: Anchors) -> list[Case]:
+    """Unsigned and tampered requests, for a Function URL with AuthType AWS_IAM."""
+    body = json.dumps({"input": "hello world", "model": anchors.model}).encode()
+    return [Case(name, "POST", "/v1/embeddings", body, allowed=frozenset({replies.PLATFORM}), status=(403,),
+                 auth=variant, platform_code=code) for variant, (name, code) in AUTH.items()]
+
+
+def _misigned(target: Target, case: Case) -> list[tuple[str, str]]:
+    """The headers of `case`, signed the wrong way its `auth` names."""
+    import datetime as dt
+
+    from scripts.twin import sigv4
+
+    region = target.signer.region
+    if case.auth == "unsigned":
+        return list(case.headers)
+    if case.auth == "malformed":
+        return [*case.headers, ("authorization", f"AWS4-HMAC-SHA256 Credential={sigv4.ACCESS_KEY}/x, SignedHeaders=host")]
+    credentials: tuple[str, ...] = (sigv4.ACCESS_KEY, sigv4.SECRET_KEY)
+    service, at, body = sigv4.SERVICE, None, case.body
+    if case.auth == "wrong-secret":
+        credentials = (sigv4.ACCESS_KEY, "not-the-secret-key")
+    elif case.auth == "unknown-key":
+        credentials = ("unknown-access-key", sigv4.SECRET_KEY)
+    elif case.auth == "bad-token":
+        credentials = (sigv4.ACCESS_KEY, sigv4.SECRET_KEY, "not-a-session-token")
+    elif case.auth == "wrong-service":
+        service = "execute-api"
+    elif case.auth == "wrong-region":
+        region = "eu-north-1" if region != "eu-north-1" else "us-west-2"
+    elif case.auth in ("stale", "future"):
+        at = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=-10 if case.auth == "stale" else 10)
+    elif case.auth == "tampered":
+        body = case.body + b" "
+    signer = sigv4.Signer(region, credentials, service=service)
+    host = f"{target.host}:{target.port}"
+    signed = signer.headers(case.method, f"https://{host}{case.path}", {**dict(case.headers), "host": host}, body, at=at)
+    return [(k, v) for k, v in signed.items() if k.lower() != "host"]
+
+
 def run_cases(
     target: Target, cases: list[Case], *, timeout: float = 30.0, progress: Callable[[str], None] | None = None
 ) -> HostileReport:
@@ -210,8 +268,12 @@ def run_cases(
     for case in cases:
         if progress:
             progress(f"{target.name}: {case.name}")
-        reply = send(target, case.method, case.path, case.body, headers=case.headers,
-                     content_length=case.content_length, timeout=timeout)
+        if case.auth != "signed" and target.signer is not None:
+            reply = send(target, case.method, case.path, case.body, headers=_misigned(target, case),
+                         content_length=case.content_length, timeout=timeout, signed=False)
+        else:
+            reply = send(target, case.method, case.path, case.body, headers=case.headers,
+                         content_length=case.content_length, timeout=timeout)
         report.outcomes.append(judge(case, target, reply))
     return report
 
@@ -227,6 +289,8 @@ def judge(case: Case, target: Target, reply: RawReply) -> Outcome:
         why.append(f"status {reply.status}, expected {case.status}")
     if case.code and verdict == replies.REJECTED and code != case.code:
         why.append(f"code {code!r}, expected {case.code!r}")
+    if case.platform_code and verdict == replies.PLATFORM and code != case.platform_code:
+        why.append(f"error type {code!r}, expected {case.platform_code!r}")
     if case.early and reply.sent >= len(case.body):
         why.append("the whole body was read before the answer: the limit was not checked first")
     if reply.error and not why:

@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import h11
@@ -24,11 +25,13 @@ CHUNK = 64 * 1024
 
 @dataclass(frozen=True)
 class Target:
-    """Where requests go: the app under uvicorn (http) or a Function URL on the twin (https + its CA)."""
+    """Where requests go: the app under uvicorn (http) or a Function URL on the twin (https + its CA,
+    and a SigV4 signer when the URL's AuthType is AWS_IAM: scripts/twin/sigv4.py)."""
 
     name: str
     base_url: str
     ca: str | None = None
+    signer: Any = None  # sigv4.Signer: every request is signed, unless `send(..., signed=False)`
 
     @property
     def host(self) -> str:
@@ -66,8 +69,10 @@ def send(
     headers: Iterable[tuple[str, str]] = (),
     content_length: int | None = None,
     timeout: float = 30.0,
+    signed: bool = True,
 ) -> RawReply:
-    """Send one request; `content_length` overrides the declared length (a lie, when it differs)."""
+    """Send one request; `content_length` overrides the declared length (a lie, when it differs).
+    With the target's signer (and `signed`), the headers are signed for `body` as given."""
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     declared = len(body) if content_length is None else content_length
@@ -83,8 +88,13 @@ def send(
         if context is not None:
             sock = context.wrap_socket(sock, server_hostname=target.host)
         conn = h11.Connection(h11.CLIENT)
-        head = [("host", f"{target.host}:{target.port}"), ("content-length", str(declared))]
-        head += [(k, v) for k, v in headers if k.lower() not in ("host", "content-length")]
+        host = f"{target.host}:{target.port}"
+        extra = [(k, v) for k, v in headers if k.lower() not in ("host", "content-length")]
+        if target.signer is not None and signed:
+            scheme = "https" if target.tls else "http"
+            signed_headers = target.signer.headers(method, f"{scheme}://{host}{path}", {**dict(extra), "host": host}, body)
+            extra = [(k, v) for k, v in signed_headers.items() if k.lower() != "host"]
+        head = [("host", host), ("content-length", str(declared)), *extra]
         sock.sendall(conn.send(h11.Request(method=method, target=path, headers=head)) or b"")
         view = memoryview(body)
         while sent < len(body):

@@ -4,8 +4,10 @@
 - rejected:  4xx with preheat's error shape {"error": {"code": str, "message": str}}, or on /v2 routes
              the Open Inference Protocol's {"error": str, "code": str}.
 - platform:  a 4xx that Lambda's front end gives before the function runs, in Lambda's shape (header
-             x-amzn-errortype, a JSON message): 413 RequestTooLargeException over 6 MB, 429
-             TooManyRequestsException. The function cannot shape these; a client must handle both.
+             x-amzn-errortype, a JSON message): 403 for a Function URL request without a valid
+             signature (AccessDeniedException, InvalidSignatureException, ...), 413
+             RequestTooLargeException over 6 MB, 429 TooManyRequestsException. The function cannot
+             shape these; a client must handle them.
 - unshaped:  a 4xx without either shape (a bug: a client cannot tell why).
 - server_error: 5xx.
 - hang:      no answer within the request's timeout.
@@ -66,7 +68,7 @@ def verdict(status: int, headers: Mapping[str, str], body: bytes, error: str | N
     if status >= 400:
         if error_shape(body) is not None:
             return REJECTED
-        if status in (413, 429) and lambda_shape(headers, body) is not None:
+        if status in (403, 413, 429) and lambda_shape(headers, body) is not None:
             return PLATFORM
         return UNSHAPED
     return OK

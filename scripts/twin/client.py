@@ -1,5 +1,5 @@
-"""Talking to a running twin from Python: its Function URLs over HTTPS (trusting its CA), its
-control API, and boto3 clients pointed at its endpoint."""
+"""Talking to a running twin from Python: its Function URLs over HTTPS (trusting its CA, signing
+for AWS_IAM ones), its control API, and boto3 clients pointed at its endpoint."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from scripts.twin import sigv4
 from scripts.twin.state import TwinState
 
 
@@ -26,14 +27,25 @@ class Reply:
         return json.loads(self.body)
 
 
-class UrlClient:
-    """A keep-alive HTTPS connection to one Function URL."""
+@dataclass(frozen=True)
+class Prepared:
+    method: str
+    path: str
+    body: bytes | None
+    headers: dict[str, str]
 
-    def __init__(self, url: str, ca: str, timeout: float = 60.0) -> None:
+
+class UrlClient:
+    """A keep-alive HTTPS connection to one Function URL; with a `signer`, every request is
+    SigV4-signed (AuthType AWS_IAM), before its clock starts."""
+
+    def __init__(self, url: str, ca: str | None, timeout: float = 60.0, signer: sigv4.Signer | None = None) -> None:
         parts = urlsplit(url)
+        self.url = url
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 443
         self.context = ssl.create_default_context(cafile=ca)
         self.timeout = timeout
+        self.signer = signer
         self._conn: http.client.HTTPSConnection | None = None
 
     def connect(self) -> None:
@@ -42,15 +54,23 @@ class UrlClient:
         self._conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=self.timeout)
         self._conn.connect()
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+    def prepare(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Prepared:
+        """The request as it will be sent, signed now (a SigV4 signature stays valid for 5 minutes):
+        senders that must start together (bursts) prepare first, then `send`."""
+        data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
+        sent = {"content-type": "application/json", **(headers or {})}
+        if self.signer is not None:
+            netloc = self.host if self.port == 443 else f"{self.host}:{self.port}"
+            sent = self.signer.headers(method, f"https://{netloc}{path}", {**sent, "host": netloc}, data or b"")
+        return Prepared(method, path, data, sent)
+
+    def send(self, prepared: Prepared) -> Reply:
         if self._conn is None:
             self.connect()
         assert self._conn is not None
-        data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
-        sent = {"content-type": "application/json", **(headers or {})}
         started = time.perf_counter()
         try:
-            self._conn.request(method, path, body=data, headers=sent)
+            self._conn.request(prepared.method, prepared.path, body=prepared.body, headers=prepared.headers)
             response = self._conn.getresponse()
             raw = response.read()
         except (http.client.HTTPException, OSError):
@@ -58,6 +78,9 @@ class UrlClient:
             raise
         ms = (time.perf_counter() - started) * 1000
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, raw, ms)
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        return self.send(self.prepare(method, path, body, headers))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -69,8 +92,10 @@ class TwinClient:
     def __init__(self, state: TwinState) -> None:
         self.state = state
 
-    def url_client(self, function: str) -> UrlClient:
-        return UrlClient(self.state.url(function), self.state.ca)
+    def url_client(self, function: str, *, signed: bool | None = None) -> UrlClient:
+        """A client for the function's URL, signing when its AuthType is AWS_IAM (or as `signed` says)."""
+        sign = self.state.url_auth(function) == "AWS_IAM" if signed is None else signed
+        return UrlClient(self.state.url(function), self.state.ca, signer=sigv4.Signer(self.state.region) if sign else None)
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -109,7 +134,7 @@ class TwinClient:
             service,
             endpoint_url=self.state.endpoint,
             region_name=self.state.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=sigv4.ACCESS_KEY,
+            aws_secret_access_key=sigv4.SECRET_KEY,
             config=Config(**config) if config else None,
         )

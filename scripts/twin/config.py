@@ -17,6 +17,7 @@ from scripts.twin.sagemaker_config import EndpointConfigError, EndpointSpec
 
 LATEST = "$LATEST"
 PUBLISHED_VERSION = "1"  # the twin runs one code version; aliases point at it
+URL_AUTH_TYPES = ("AWS_IAM", "NONE")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
@@ -49,6 +50,7 @@ class FunctionSpec:
     provisioned: Mapping[str, int] = field(default_factory=dict)  # qualifier -> instances, at start
     aliases: tuple[str, ...] = ("live",)
     url_qualifier: str | None = "live"  # the Function URL's alias/version; None: no URL
+    url_auth: str = "AWS_IAM"  # the Function URL's AuthType: AWS_IAM (SigV4, as CDK's default) or NONE
     isolated: bool = False
     keep_alive_s: float | None = None  # None: the twin's default
 
@@ -88,6 +90,8 @@ class FunctionSpec:
                 )
             if count < 0:
                 raise TwinConfigError(f"{where}.provisioned[{qualifier!r}] must be >= 0, got {count}")
+        if self.url_auth not in URL_AUTH_TYPES:
+            raise TwinConfigError(f"{where}.url_auth must be one of {', '.join(URL_AUTH_TYPES)}, got {self.url_auth!r}")
         if self.url_qualifier is not None and self.resolve_qualifier(self.url_qualifier) is None:
             raise TwinConfigError(f"{where}.url_qualifier {self.url_qualifier!r} is not an alias or version")
         if self.keep_alive_s is not None and self.keep_alive_s < 0:

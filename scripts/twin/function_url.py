@@ -7,7 +7,9 @@ result back as HTTP, following Lambda's rules.
 - The response: a result with `statusCode` is used as given (headers, cookies, body, isBase64Encoded);
   any other JSON result is returned as a 200 application/json body.
 - A function error is a 502, a throttle a 429, with a JSON body naming the reason.
-Auth type is NONE (the twin does not verify SigV4).
+- Auth type AWS_IAM (the default, as CDK's): every request must be SigV4-signed for service `lambda`
+  with the twin's credentials (scripts/twin/sigv4.py), else 403 in Lambda's shape before the function
+  runs; the event's requestContext carries the caller (`authorizer.iam`). NONE: anyone may call.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from scripts.twin import http11
+from scripts.twin import http11, sigv4
 from scripts.twin.http11 import Request, Response
 from scripts.twin.pool import Function, Throttled
 
@@ -44,7 +46,10 @@ def is_text(content_type: str | None) -> bool:
     return any(value.startswith(t) or value.endswith(t) for t in _TEXT_TYPES if t)
 
 
-def to_event(request: Request, *, api_id: str, account_id: str = "anonymous", request_id: str | None = None) -> dict[str, Any]:
+def to_event(
+    request: Request, *, api_id: str, account_id: str = "anonymous", request_id: str | None = None,
+    caller: sigv4.Caller | None = None,
+) -> dict[str, Any]:
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in request.headers:
@@ -72,7 +77,7 @@ def to_event(request: Request, *, api_id: str, account_id: str = "anonymous", re
             params[key] = f"{params[key]},{value}" if key in params else value
         event["queryStringParameters"] = params
     event["requestContext"] = {
-        "accountId": account_id,
+        "accountId": caller.account_id if caller is not None else account_id,
         "apiId": api_id,
         "domainName": host.split(":")[0],
         "domainPrefix": api_id,
@@ -89,6 +94,8 @@ def to_event(request: Request, *, api_id: str, account_id: str = "anonymous", re
         "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
         "timeEpoch": int(now.timestamp() * 1000),
     }
+    if caller is not None:
+        event["requestContext"]["authorizer"] = caller.authorizer()
     if request.body:
         if is_text(headers.get("content-type")):
             try:
@@ -158,7 +165,14 @@ class FunctionUrl:
 
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
-        event = to_event(request, api_id=self.api_id, request_id=request_id)
+        caller = None
+        if self.function.spec.url_auth == "AWS_IAM":
+            verdict = sigv4.verify(request, region=self.function.config.region, account_id=self.function.config.account_id)
+            if isinstance(verdict, Response):
+                verdict.headers.append(("x-amzn-requestid", request_id))
+                return verdict
+            caller = verdict
+        event = to_event(request, api_id=self.api_id, request_id=request_id, caller=caller)
         started = time.perf_counter()
         try:
             result = await self.function.invoke(

@@ -1,8 +1,14 @@
 """One execution environment: a process running the function through awslambdaric, with its own
 Runtime API, Lambda's environment variables and the function's layers on its path.
 
-INIT is measured as Lambda does: from spawn to the runtime's first GET /next. A process that exits
-or overruns its timeout fails only the invocation it was running; the pool replaces it.
+INIT is measured as Lambda does: from spawn to the runtime's first GET /next (and every registered
+extension's). A process that exits or overruns its timeout fails only the invocation it was running;
+the pool replaces it.
+
+Ending an environment follows Lambda's shutdown phase: without a registered extension the process is
+killed at once; with one (internal extensions only: the twin runs no /opt/extensions processes), it
+gets SIGTERM (and SHUTDOWN events for the extensions that asked), then SIGKILL after 500 ms, the
+phase's limit for a function with internal extensions only. Crashes and timeouts kill at once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from scripts.twin.runtime_api import InitError, Invocation, Outcome, RuntimeApi
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned-concurrency"
 LINE_LIMIT = 1024 * 1024
+SHUTDOWN_PHASE_S = 0.5  # Lambda's shutdown phase limit with internal extensions only
 
 
 class State(enum.Enum):
@@ -170,7 +177,7 @@ class Instance:
         self.last_used = time.monotonic()
         self.retiring = False  # provisioned concurrency lowered: stop when idle
         self.pid = 0
-        self.api = RuntimeApi()
+        self.api = RuntimeApi(spec.name, version, spec.handler)
         self.captured: list[str] = []  # this invocation's log lines (and INIT's, for the first)
         self._on_line = on_line
         self._process: asyncio.subprocess.Process | None = None
@@ -273,10 +280,22 @@ class Instance:
             self.state = State.IDLE
             self.last_used = time.monotonic()
 
-    def stop(self) -> None:
-        """Kill the process (Lambda gives no grace to a reaped or failed environment)."""
+    def stop(self, *, graceful: bool = False) -> None:
+        """End the environment. `graceful` (reaped, reset, retired, the twin stopping): Lambda's
+        shutdown phase if an extension is registered, else killed at once, as failed ones are."""
+        process = self._process
+        alive = process is not None and process.returncode is None and self.state is not State.DEAD
         self.state = State.DEAD
-        kill(self._process)
+        if graceful and alive and self.api.extensions:
+            assert process is not None
+            loop = asyncio.get_running_loop()
+            self.api.shut_down(int((time.time() + SHUTDOWN_PHASE_S) * 1000))
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            loop.call_later(SHUTDOWN_PHASE_S, kill, process)
+            self._exited.add_done_callback(lambda _: self.api.close())
+            return
+        kill(process)
         self.api.close()
 
     async def wait_closed(self, timeout: float = 5.0) -> None:

@@ -231,7 +231,7 @@ class Gateway:
         if url is None:
             return aws_error(404, "ResourceNotFoundException", f"The resource you requested does not exist: {function.arn}")
         return Response.json(200, {
-            "FunctionUrl": url, "FunctionArn": f"{function.arn}:{function.spec.url_qualifier}", "AuthType": "NONE",
+            "FunctionUrl": url, "FunctionArn": f"{function.arn}:{function.spec.url_qualifier}", "AuthType": function.spec.url_auth,
             "CreationTime": "2026-01-01T00:00:00.000+0000", "LastModifiedTime": "2026-01-01T00:00:00.000+0000",
             "InvokeMode": "BUFFERED",
         })

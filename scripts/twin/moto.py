@@ -1,4 +1,5 @@
-"""moto_server on 127.0.0.1: the AWS API for everything the twin does not run itself.
+"""moto_server on 127.0.0.1: the AWS API for everything the twin does not run itself (with
+percentile statistics in CloudWatch, which moto lacks: scripts/twin/moto_cloudwatch.py).
 
 The twin registers its functions there (role, function, alias, reserved concurrency), so the
 control-plane APIs (GetFunction, ListFunctions, ListAliases, ...) answer about them as AWS would, and
@@ -54,7 +55,7 @@ class MotoServer:
             self.port = free_port(self.host)
             with self.log_path.open("ab") as out:
                 self._process = await asyncio.create_subprocess_exec(
-                    *self.wrapper, sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port),
+                    *self.wrapper, sys.executable, "-m", "scripts.twin.moto_cloudwatch", "-H", self.host, "-p", str(self.port),
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
                     # moto's recorder (off unless started, see scripts/recording.py) writes here.
                     env={**os.environ, "MOTO_RECORDER_FILEPATH": str(self.log_path.with_name("moto-recording.jsonl"))},

@@ -32,6 +32,7 @@ from typing import Any
 from scripts.twin.config import LATEST, PUBLISHED_VERSION, FunctionSpec, TwinConfig
 from scripts.twin.instance import ON_DEMAND, PROVISIONED, FunctionError, Instance, Launch, State
 from scripts.twin.logs import FunctionLogs
+from scripts.twin.platform_metrics import LAMBDA, Dims, PlatformMetrics, lambda_dimensions
 from scripts.twin.runtime_api import Invocation
 
 log = logging.getLogger("preheat.twin")
@@ -131,7 +132,7 @@ class Fleet:
         if not idle:
             return False
         oldest = min(idle, key=lambda i: i.last_used)
-        oldest.stop()
+        oldest.stop(graceful=True)
         return True
 
 
@@ -142,9 +143,10 @@ def _now_iso() -> str:
 class Function:
     def __init__(
         self, spec: FunctionSpec, config: TwinConfig, launch: Launch, logs: FunctionLogs, fleet: Fleet,
-        records: Records,
+        records: Records, platform: PlatformMetrics | None = None,
     ) -> None:
         self.spec = spec
+        self.platform = platform
         self.config = config
         self.launch = launch
         self.logs = logs
@@ -195,6 +197,7 @@ class Function:
                     qualifier=qualifier, source=source, started_at=started_at)
         if self.reserved is not None and self.executions >= self.reserved:
             self.records.add(Record(**base, outcome="throttled", cold=False))  # type: ignore[arg-type]
+            self._report(qualifier, version, throttled=True)
             raise Throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
         pool = self._pools[version]
         idle = [i for i in pool if i.state is State.IDLE and not i.retiring]
@@ -208,6 +211,7 @@ class Function:
             else:
                 if not self.fleet.make_room():
                     self.records.add(Record(**base, outcome="throttled", cold=False))  # type: ignore[arg-type]
+                    self._report(qualifier, version, throttled=True)
                     raise Throttled("ConcurrentInvocationLimitExceeded")
                 instance = Instance(self.spec, version, ON_DEMAND, self.launch, self.logs.line)
                 pool.append(instance)
@@ -223,10 +227,14 @@ class Function:
                                     instance_kind=ON_DEMAND, error_type=exc.error_type,
                                     total_ms=(time.perf_counter() - arrived) * 1000)
                     self.records.add(record)
+                    self._report(qualifier, version, error=True, concurrency=self.executions)
                     tail_b64 = self._tail(instance.captured) if tail else None
                     return InvokeResult(request_id, exc.payload, version, "Unhandled", tail_b64, record)
+                self._log_extensions(instance)
                 instance.state = State.BUSY
-            return await self._run(instance, payload, qualifier, base, arrived, init_ms, client_context, tail)
+            concurrency = (self.executions, self._busy_provisioned(version))
+            return await self._run(instance, payload, qualifier, base, arrived, init_ms, client_context, tail,
+                                   concurrency)
         finally:
             self.executions -= 1
 
@@ -240,6 +248,7 @@ class Function:
         init_ms: float | None,
         client_context: str | None,
         tail: bool,
+        concurrency: tuple[int, int] = (1, 0),  # executions, busy provisioned instances, at its start
     ) -> InvokeResult:
         request_id = base["request_id"]
         timeout = self.spec.timeout_s
@@ -287,6 +296,8 @@ class Function:
             max_memory_mb=memory, total_ms=round((time.perf_counter() - arrived) * 1000, 3), error_type=error_type,
         )
         self.records.add(record)
+        self._report(qualifier, instance.version, error=function_error is not None, duration_ms=duration_ms,
+                     instance=instance, concurrency=concurrency[0], busy_provisioned=concurrency[1])
         tail_b64 = None
         if tail:
             # The instance's stdout pipe is read on this loop: let lines printed before the answer land.
@@ -300,19 +311,68 @@ class Function:
             self._discard(instance)
             return
         if instance.retiring or (not instance.provisioned and self.keep_alive_s == 0):
-            instance.stop()
+            instance.stop(graceful=True)
             self._discard(instance)
             return
         instance.release()
 
     def _discard(self, instance: Instance) -> None:
-        instance.stop()
+        instance.stop(graceful=True)
         pool = self._pools[instance.version]
         if instance in pool:
             pool.remove(instance)
         self._spawn(instance.wait_closed())
         if instance.provisioned and not instance.retiring:
             self.reconcile()
+
+    # --- AWS/Lambda metrics -------------------------------------------------------------------
+
+    def _busy_provisioned(self, version: str) -> int:
+        return sum(1 for i in self._pools[version] if i.provisioned and i.state is State.BUSY)
+
+    def _report(
+        self, qualifier: str | None, version: str, *, throttled: bool = False, error: bool = False,
+        duration_ms: float | None = None, instance: Instance | None = None, concurrency: int = 0,
+        busy_provisioned: int = 0,
+    ) -> None:
+        """One request, in Lambda's metrics (scripts/twin/platform_metrics.py)."""
+        if self.platform is None:
+            return
+        put = self.platform.put_all
+        sets = list(lambda_dimensions(self.spec.name, qualifier, version).values())
+        put(LAMBDA, "Throttles", sets, int(throttled))
+        if throttled:
+            return  # a throttled request is not an invocation
+        put(LAMBDA, "Invocations", sets, 1)
+        put(LAMBDA, "Errors", sets, int(error))
+        put(LAMBDA, "ConcurrentExecutions", sets, concurrency)
+        if duration_ms is not None:
+            put(LAMBDA, "Duration", sets, round(duration_ms, 3))
+        pc = self.pc.get(qualifier) if qualifier else None
+        if pc is not None and instance is not None:
+            put(LAMBDA, "ProvisionedConcurrencyInvocations", sets, int(instance.provisioned))
+            put(LAMBDA, "ProvisionedConcurrencySpilloverInvocations", sets, int(not instance.provisioned))
+            put(LAMBDA, "ProvisionedConcurrentExecutions", sets, busy_provisioned)
+            put(LAMBDA, "ProvisionedConcurrencyUtilization", sets, busy_provisioned / pc.requested)
+
+    def pc_gauges(self) -> list[tuple[str, str, Dims, float]]:
+        """Provisioned-concurrency levels now, per alias or version that has it (sampled each minute)."""
+        out: list[tuple[str, str, Dims, float]] = []
+        for qualifier, config in self.pc.items():
+            version = self.spec.resolve_qualifier(qualifier)
+            if version is None:
+                continue
+            busy = self._busy_provisioned(version)
+            for dims in lambda_dimensions(self.spec.name, qualifier, version).values():
+                out.append((LAMBDA, "ProvisionedConcurrentExecutions", dims, busy))
+                out.append((LAMBDA, "ProvisionedConcurrencyUtilization", dims, busy / config.requested))
+        return out
+
+    def _log_extensions(self, instance: Instance) -> None:
+        """The line Lambda writes for each extension registered during INIT."""
+        for extension in instance.api.extensions.values():
+            events = ",".join(extension.events)
+            self.logs.platform(instance, f"EXTENSION\tName: {extension.name}\tState: Ready\tEvents: [{events}]")
 
     @staticmethod
     def _tail(lines: list[str]) -> str:
@@ -415,7 +475,7 @@ class Function:
                 for instance in sorted(current, key=lambda i: order.get(i.state, 3))[: len(current) - wanted]:
                     instance.retiring = True
                     if instance.state is not State.BUSY:
-                        instance.stop()
+                        instance.stop(graceful=True)
                         pool.remove(instance)
                         self._spawn(instance.wait_closed())
 
@@ -440,9 +500,10 @@ class Function:
             log.warning("provisioned instance of %s failed to initialize: %s", self.spec.name, exc.message)
             return
         if instance.retiring or not instance.alive:
-            instance.stop()
+            instance.stop(graceful=True)
             return
         instance.state = State.IDLE
+        self._log_extensions(instance)
         self.logs.platform(instance, f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: success")
         for q in qualifiers:
             if q in self.pc:
@@ -457,7 +518,7 @@ class Function:
             for instance in list(pool):
                 if (instance.state is State.IDLE and not instance.provisioned and not instance.exited.done()
                         and now - instance.last_used > self.keep_alive_s):
-                    instance.stop()
+                    instance.stop(graceful=True)
                     pool.remove(instance)
                     self._spawn(instance.wait_closed())
                     stopped += 1
@@ -484,7 +545,7 @@ class Function:
                 if instance.state in (State.BUSY, State.STARTING):  # a request is waiting on it
                     instance.retiring = True
                     continue
-                instance.stop()
+                instance.stop(graceful=True)
                 pool.remove(instance)
                 self._spawn(instance.wait_closed())
         if provisioned:
@@ -516,7 +577,7 @@ class Function:
         instances = list(self.instances())
         for instance in instances:
             instance.retiring = True
-            instance.stop()
+            instance.stop(graceful=True)
         await asyncio.gather(*(i.wait_closed(2.0) for i in instances), return_exceptions=True)
         for pool in self._pools.values():
             pool.clear()

@@ -1,8 +1,16 @@
-"""The Lambda Runtime API (2018-06-01) that one instance's runtime client polls.
+"""The Lambda Runtime API (2018-06-01) that one instance's runtime client polls, and the
+Extensions API (2020-01-01) on the same address.
 
 One server per instance: awslambdaric sends no instance id, so the port is the instance's identity.
-The instance's first GET /invocation/next ends its INIT phase (as in Lambda, INIT runs from spawn to
-that call). Each invocation is handed out once and answered once, by /response or /error.
+INIT ends (as in Lambda) when the runtime and every registered extension have called their /next:
+the runtime's first GET /invocation/next, each extension's GET /extension/event/next. Each invocation
+is handed out once and answered once, by /response or /error.
+
+Extensions register during INIT only (POST /extension/register, Lambda-Extension-Name; the answer's
+Lambda-Extension-Identifier names the extension on its /next), for no events or for SHUTDOWN, which
+the twin delivers when it ends the environment. A registered extension is what gives the runtime a
+shutdown phase: SIGTERM, then SIGKILL after the phase's limit (instance.py). INVOKE events are not
+delivered: registering for them is refused, saying so.
 """
 
 from __future__ import annotations
@@ -11,12 +19,14 @@ import asyncio
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from scripts.twin import http11
 from scripts.twin.http11 import Request, Response
 
 PREFIX = "/2018-06-01/runtime"
+EXTENSIONS = "/2020-01-01/extension"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response limit
 _INVOCATION = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
 
@@ -49,15 +59,28 @@ class InitError:
     body: bytes
 
 
+@dataclass
+class Extension:
+    name: str
+    events: tuple[str, ...]
+    waiting: bool = False  # has called /event/next at least once
+    shutdown: asyncio.Future[dict[str, object]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class RuntimeApi:
-    def __init__(self) -> None:
+    def __init__(self, function_name: str = "", version: str = "", handler: str = "") -> None:
         loop = asyncio.get_running_loop()
-        self.ready: asyncio.Future[float] = loop.create_future()  # perf_counter() of the first /next
+        self.ready: asyncio.Future[float] = loop.create_future()  # perf_counter() when INIT ended
         self.init_error: asyncio.Future[InitError] = loop.create_future()
         self._queue: asyncio.Queue[Invocation] = asyncio.Queue(maxsize=1)
         self.current: Invocation | None = None
         self._server: asyncio.Server | None = None
         self.port = 0
+        self.extensions: dict[str, Extension] = {}  # by identifier
+        self._runtime_waiting = False
+        self._function = {"functionName": function_name, "functionVersion": version, "handler": handler}
 
     async def start(self, host: str) -> None:
         # The runtime's own limit is enforced in `_answer`, so bodies are accepted a little past it.
@@ -74,8 +97,18 @@ class RuntimeApi:
             if not future.done():
                 future.cancel()
 
+    def shut_down(self, deadline_ms: int) -> None:
+        """The environment is ending: SHUTDOWN to the extensions that asked for it."""
+        for extension in self.extensions.values():
+            if "SHUTDOWN" in extension.events and not extension.shutdown.done():
+                extension.shutdown.set_result(
+                    {"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": deadline_ms}
+                )
+
     async def handle(self, request: Request) -> Response:
         path = request.path
+        if path.startswith(EXTENSIONS):
+            return await self._extensions(request)
         if request.method == "GET" and path == f"{PREFIX}/invocation/next":
             return await self._next()
         if request.method == "POST":
@@ -89,9 +122,50 @@ class RuntimeApi:
                 return Response.json(202, {"status": "OK"})
         return Response.json(404, {"errorType": "NotFound", "errorMessage": f"no route {request.method} {path}"})
 
-    async def _next(self) -> Response:
-        if not self.ready.done():
+    def _maybe_ready(self) -> None:
+        if self._runtime_waiting and all(e.waiting for e in self.extensions.values()) and not self.ready.done():
             self.ready.set_result(time.perf_counter())
+
+    async def _extensions(self, request: Request) -> Response:
+        path = request.path
+        if request.method == "POST" and path == f"{EXTENSIONS}/register":
+            name = request.header("lambda-extension-name") or ""
+            if not name:
+                return _extension_error(400, "Extension.InvalidRequest", "Lambda-Extension-Name is required")
+            if self.ready.done():
+                return _extension_error(403, "Extension.InvalidPhase", "extensions register during INIT only")
+            try:
+                events = json.loads(request.body or b"{}").get("events", [])
+                if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+                    raise ValueError
+            except (ValueError, AttributeError):
+                return _extension_error(400, "Extension.InvalidRequest", 'the body must be {"events": [...]}')
+            unknown = sorted(set(events) - {"INVOKE", "SHUTDOWN"})
+            if unknown:
+                return _extension_error(400, "Extension.InvalidEvent", f"unknown event types {unknown}")
+            if "INVOKE" in events:
+                return _extension_error(
+                    400, "Extension.InvalidEvent",
+                    "the local twin delivers SHUTDOWN events only; register for [] or [\"SHUTDOWN\"]",
+                )
+            if any(e.name == name for e in self.extensions.values()):
+                return _extension_error(409, "Extension.AlreadyRegistered", f"an extension named {name!r} exists")
+            identifier = str(uuid.uuid4())
+            self.extensions[identifier] = Extension(name, tuple(events))
+            return Response.json(200, self._function, [("lambda-extension-identifier", identifier)])
+        if request.method == "GET" and path == f"{EXTENSIONS}/event/next":
+            extension = self.extensions.get(request.header("lambda-extension-identifier") or "")
+            if extension is None:
+                return _extension_error(403, "Extension.UnknownExtensionIdentifier", "register first")
+            extension.waiting = True
+            self._maybe_ready()
+            event = await extension.shutdown  # an extension registered for no events waits forever
+            return Response.json(200, event)
+        return _extension_error(404, "Extension.NotFound", f"no route {request.method} {path}")
+
+    async def _next(self) -> Response:
+        self._runtime_waiting = True
+        self._maybe_ready()
         invocation = await self._queue.get()
         self.current = invocation
         headers = [
@@ -125,3 +199,7 @@ class RuntimeApi:
         error_type = None if ok else (request.header("lambda-runtime-function-error-type") or "Unhandled")
         invocation.result.set_result(Outcome(ok, request.body, error_type, now))
         return Response.json(202, {"status": "OK"})
+
+
+def _extension_error(status: int, error_type: str, message: str) -> Response:
+    return Response.json(status, {"errorMessage": message, "errorType": error_type})

@@ -18,15 +18,20 @@ and its model back from moto, and from then on runs it:
   extracts it into /opt/ml/model), or from PREHEAT_MODEL_DIR in the model's environment (a model
   baked into the image). The image itself is not run (no Docker engine): every container runs this
   repository's `serve` in the twin's Python environment.
-- Metrics as SageMaker names them, into moto CloudWatch: namespace AWS/SageMaker, dimensions
-  EndpointName + VariantName: Invocations, Invocation4XXErrors, Invocation5XXErrors, ModelLatency,
-  OverheadLatency, ModelSetupTime (microseconds, as SageMaker reports them); and preheat's cold/warm
-  split in namespace Preheat (Invocations, ColdStarts, Latency in ms, with dimension `start`).
+- Metrics as SageMaker publishes them for a serverless endpoint (scripts/twin/platform_metrics.py:
+  namespace AWS/SageMaker, EndpointName + VariantName, per minute); and preheat's cold/warm split in
+  namespace Preheat (Invocations, ColdStarts, Latency in ms, with dimension `start`).
 - Logs: `<state_dir>/logs/sagemaker-<endpoint>.log` and CloudWatch Logs group
   /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<container id>.
 
-UpdateEndpoint and DeleteEndpoint through the twin's endpoint stop the endpoint's containers, so the
-next request runs the new definition.
+UpdateEndpoint, which moto lacks, is the twin's: it checks the endpoint and the new endpoint config
+in moto, swaps the config there (the endpoint keeps its name, ARN and tags), answers EndpointArn and
+applies the new config as SageMaker does, while DescribeEndpoint says `Updating`: a variant whose model
+is unchanged keeps its containers and only its ServerlessConfig changes (provisioned containers
+started or retired to the new ProvisionedConcurrency, the new MaxConcurrency); any other variant is
+replaced. The endpoint is `InService` again once every provisioned container of the new config passed
+/ping; a second UpdateEndpoint meanwhile is refused, as SageMaker refuses it. CreateEndpoint and
+DeleteEndpoint stop the endpoint's containers, so the next request runs the new definition.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from scripts.twin import emf
 from scripts.twin.http11 import Request, Response
 from scripts.twin.instance import State
 from scripts.twin.logs import FunctionLogs
+from scripts.twin.platform_metrics import SAGEMAKER, Dims, PlatformMetrics, variant_dimensions
 from scripts.twin.pool import Record, Records
 from scripts.twin.sagemaker_config import LOCAL_IMAGE, EndpointSpec
 from scripts.twin.sagemaker_container import (
@@ -70,12 +76,11 @@ from scripts.twin.sagemaker_container import (
 log = logging.getLogger("preheat.twin")
 
 SETUP_TIMEOUT_S = 120.0  # a loaded laptop can be slow; SageMaker allows minutes for a container to pass /ping
-NAMESPACE = "AWS/SageMaker"
 PREHEAT_NAMESPACE = "Preheat"
 ROLE = "preheat-twin-sagemaker"
 _INVOKE_PATH = "/endpoints/"
 _FORWARDED_HEADERS = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
-_CONTROL_OPS = ("SageMaker.CreateEndpoint", "SageMaker.UpdateEndpoint", "SageMaker.DeleteEndpoint")
+_CONTROL_OPS = ("SageMaker.CreateEndpoint", "SageMaker.DeleteEndpoint")
 
 
 class Throttled(Exception):
@@ -128,6 +133,8 @@ class Outcome:
     setup: Setup | None
     model_ms: float
     error: ContainerError | None = None
+    inflight: int = 1  # requests in flight on the variant when this one got its container
+    busy_provisioned: int = 0  # provisioned containers busy then, this one's included
 
 
 class VariantPool:
@@ -180,20 +187,32 @@ class VariantPool:
         self.inflight += 1
         try:
             container, setup = await self.acquire()
+            inflight, busy = self.inflight, self.busy_provisioned()
             started = time.perf_counter()
             try:
                 response = await container.invoke(body, headers, self.service.invocation_timeout_s)
             except ContainerError as exc:
                 self._discard(container)
-                return Outcome(Response(0), container, setup, (time.perf_counter() - started) * 1000, exc)
+                return Outcome(Response(0), container, setup, (time.perf_counter() - started) * 1000, exc, inflight, busy)
             model_ms = (time.perf_counter() - started) * 1000
             if container.retiring:
                 self._discard(container)
             else:
                 container.release()
-            return Outcome(response, container, setup, model_ms)
+            return Outcome(response, container, setup, model_ms, None, inflight, busy)
         finally:
             self.inflight -= 1
+
+    def busy_provisioned(self) -> int:
+        return sum(1 for c in self.containers if c.provisioned and c.state is State.BUSY)
+
+    def pc_gauges(self) -> list[tuple[str, str, Dims, float]]:
+        if self.spec.provisioned <= 0:
+            return []
+        dims = variant_dimensions(self.endpoint.name, self.spec.name)
+        busy = self.busy_provisioned()
+        return [(SAGEMAKER, "ServerlessProvisionedConcurrencyExecutions", dims, busy),
+                (SAGEMAKER, "ServerlessProvisionedConcurrencyUtilization", dims, busy / self.spec.provisioned)]
 
     def _discard(self, container: Container) -> None:
         container.stop()
@@ -204,10 +223,22 @@ class VariantPool:
             self.reconcile()
 
     def reconcile(self) -> None:
-        """Start provisioned containers until ProvisionedConcurrency of them are up or starting."""
+        """Start or retire provisioned containers until ProvisionedConcurrency of them are up or
+        starting (a busy one retires after its request)."""
         current = [c for c in self.containers if c.provisioned and c.alive and not c.retiring]
         for _ in range(self.spec.provisioned - len(current)):
             self.service.spawn(self._provision())
+        order = {State.STARTING: 0, State.IDLE: 1, State.BUSY: 2}
+        for container in sorted(current, key=lambda c: order.get(c.state, 3))[: max(0, len(current) - self.spec.provisioned)]:
+            container.retiring = True
+            if container.state is not State.BUSY:
+                container.stop()
+                self.containers.remove(container)
+                self.service.spawn(container.wait_closed())
+
+    def provisioned_ready(self) -> bool:
+        ready = [c for c in self.containers if c.provisioned and not c.retiring and c.state in (State.IDLE, State.BUSY)]
+        return len(ready) >= self.spec.provisioned
 
     async def _provision(self) -> None:
         container = self._new(PROVISIONED)
@@ -306,6 +337,7 @@ class SageMaker:
         shipper: emf.Shipper | None,
         records: Records,
         wrapper: tuple[str, ...] = (),
+        platform: PlatformMetrics | None = None,
     ) -> None:
         self.specs = {s.name: s for s in specs}
         self.region = region
@@ -314,6 +346,9 @@ class SageMaker:
         self.state_dir = state_dir
         self.keep_alive_s = keep_alive_s
         self.shipper = shipper
+        self.platform = platform
+        if platform is not None:
+            platform.gauge(lambda: [g for e in self.endpoints.values() for p in e.pools.values() for g in p.pc_gauges()])
         self.records = records
         self.invocation_timeout_s = float(INVOCATION_TIMEOUT_S)
         self.launch = ContainerLaunch(
@@ -329,6 +364,7 @@ class SageMaker:
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._clients: tuple[Any, Any] | None = None
+        self._updating: dict[str, asyncio.Future[None]] = {}  # endpoint -> its UpdateEndpoint, in progress
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -517,6 +553,10 @@ class SageMaker:
             if name and "/" not in name:
                 return await self.invoke(name, request)
         target = request.header("x-amz-target") or ""
+        if request.method == "POST" and target == "SageMaker.UpdateEndpoint":
+            return await self._update_endpoint(request)
+        if request.method == "POST" and target == "SageMaker.DescribeEndpoint":
+            return self._while_updating(request, await forward(request))
         if request.method == "POST" and target in _CONTROL_OPS:
             response = await forward(request)
             if 200 <= response.status < 300:
@@ -529,6 +569,105 @@ class SageMaker:
                     self.spawn(self._load_quietly(name))  # provisioned containers start now, as on AWS
             return response
         return None
+
+    # --- UpdateEndpoint ---------------------------------------------------------------------------
+
+    async def _update_endpoint(self, request: Request) -> Response:
+        try:
+            body = json.loads(request.body or b"{}")
+            name, config = body["EndpointName"], body["EndpointConfigName"]
+            if not (isinstance(name, str) and name and isinstance(config, str) and config):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _control_error("ValidationException",
+                                  "UpdateEndpoint needs EndpointName and EndpointConfigName (non-empty strings)")
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account_id}:endpoint/{name.lower()}"
+        if name in self._updating:
+            return _control_error("ValidationException", f'Cannot update in-progress endpoint "{arn}".')
+        try:
+            arn = await asyncio.to_thread(self._swap_config, name, config)
+        except LookupError as exc:
+            return _control_error("ValidationException", str(exc))
+        task = asyncio.ensure_future(self._apply_update(name))
+        self._updating[name] = task
+        task.add_done_callback(lambda _: self._updating.pop(name, None))
+        return Response.json(200, {"EndpointArn": arn}, [("x-amzn-requestid", str(uuid.uuid4()))])
+
+    def _swap_config(self, name: str, config: str) -> str:
+        """Point the endpoint at `config` in moto (which has no UpdateEndpoint): delete it and create
+        it again with the same name (hence the same ARN) and tags."""
+        sm, _ = self.clients()
+        try:
+            described = sm.describe_endpoint(EndpointName=name)
+        except sm.exceptions.ClientError as exc:
+            raise LookupError(exc.response.get("Error", {}).get("Message", str(exc))) from None
+        if described.get("EndpointStatus") != "InService":
+            raise LookupError(f'Cannot update in-progress endpoint "{described["EndpointArn"]}".')
+        try:
+            sm.describe_endpoint_config(EndpointConfigName=config)
+        except sm.exceptions.ClientError as exc:
+            raise LookupError(exc.response.get("Error", {}).get("Message", str(exc))) from None
+        tags = sm.list_tags(ResourceArn=described["EndpointArn"]).get("Tags", [])
+        sm.delete_endpoint(EndpointName=name)
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=config, **({"Tags": tags} if tags else {}))
+        return str(described["EndpointArn"])
+
+    async def _apply_update(self, name: str) -> None:
+        """Run the endpoint's new config; done when its provisioned containers are ready."""
+        try:
+            running = self.endpoints.get(name)
+            definition = await asyncio.to_thread(self._describe, name)
+            if definition is None:
+                return
+            if running is None:
+                endpoint = await self.endpoint(name)
+            else:
+                endpoint = running
+                envs = {v.name: await asyncio.to_thread(self._container_env, definition, v) for v in definition.variants}
+                spec = self.specs.get(name)
+                keep = spec.keep_alive_s if spec is not None and spec.keep_alive_s is not None else self.keep_alive_s
+                pools: dict[str, VariantPool] = {}
+                for variant in definition.variants:
+                    pool = endpoint.pools.pop(variant.name, None)
+                    same_model = pool is not None and (
+                        (pool.spec.model_name, dict(pool.spec.environment), pool.spec.model_data_url, pool.spec.image)
+                        == (variant.model_name, dict(variant.environment), variant.model_data_url, variant.image))
+                    if pool is not None and same_model:
+                        pool.spec, pool.endpoint = variant, definition  # only its ServerlessConfig changed
+                    else:
+                        if pool is not None:
+                            for container in pool.stop_all():
+                                self.spawn(container.wait_closed())
+                        pool = VariantPool(self, definition, variant, envs[variant.name], self._logs[name], keep)
+                    pools[variant.name] = pool
+                for gone in endpoint.pools.values():
+                    for container in gone.stop_all():
+                        self.spawn(container.wait_closed())
+                endpoint.definition, endpoint.pools = definition, pools
+                for pool in pools.values():
+                    pool.reconcile()
+            deadline = time.monotonic() + SETUP_TIMEOUT_S
+            while endpoint is not None and time.monotonic() < deadline:
+                if all(p.provisioned_ready() or p.failure for p in endpoint.pools.values()):
+                    return
+                await asyncio.sleep(0.05)
+        except Exception as exc:  # the endpoint keeps what it had; the update is over either way
+            log.warning("UpdateEndpoint of %s: %s", name, exc)
+
+    def _while_updating(self, request: Request, response: Response) -> Response:
+        """DescribeEndpoint says `Updating` until the new config runs."""
+        try:
+            name = json.loads(request.body or b"{}").get("EndpointName")
+        except (ValueError, AttributeError):
+            return response
+        if response.status != 200 or name not in self._updating:
+            return response
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            return response
+        data["EndpointStatus"] = "Updating"
+        return Response(200, json.dumps(data).encode(), [(k, v) for k, v in response.headers if k.lower() != "content-length"])
 
     async def _load_quietly(self, name: str) -> None:
         try:
@@ -578,7 +717,7 @@ class SageMaker:
         except ContainerError as exc:  # the cold start failed
             self.records.add(Record(**base, outcome="init_error", cold=True, error_type=exc.kind,  # type: ignore[arg-type]
                                     total_ms=round((time.perf_counter() - arrived) * 1000, 3)))
-            self._metrics(pool, invocations=1, errors_5xx=1)
+            self._report(pool, errors_5xx=1)
             return self._model_error(pool, 0, exc.message)
         total_ms = (time.perf_counter() - arrived) * 1000
         container = outcome.container
@@ -597,8 +736,9 @@ class SageMaker:
         model_us = outcome.model_ms * 1000
         setup_ms = outcome.setup.ready_ms if outcome.setup else 0.0
         overhead_us = max(0.0, (total_ms - outcome.model_ms - setup_ms) * 1000)
-        self._metrics(pool, invocations=1, errors_4xx=int(400 <= status < 500), errors_5xx=int(status >= 500 or outcome.error is not None),
-                      model_us=model_us, overhead_us=overhead_us, start=start, latency_ms=total_ms)
+        self._report(pool, errors_4xx=int(400 <= status < 500), errors_5xx=int(status >= 500 or outcome.error is not None),
+                     model_us=model_us, overhead_us=overhead_us, outcome=outcome)
+        self._preheat_split(pool, start, total_ms)
         if outcome.error is not None:
             return self._model_error(pool, 0, outcome.error.message, container)
         if status >= 400:
@@ -623,34 +763,48 @@ class SageMaker:
     # --- metrics ------------------------------------------------------------------------------
 
     def setup_metric(self, pool: VariantPool, setup: Setup) -> None:
-        self._put(NAMESPACE, pool, "ModelSetupTime", setup.ready_ms * 1000, "Microseconds")
+        if self.platform is not None:
+            dims = variant_dimensions(pool.endpoint.name, pool.spec.name)
+            self.platform.put(SAGEMAKER, "ModelSetupTime", dims, round(setup.ready_ms * 1000, 1))
 
-    def _metrics(self, pool: VariantPool, *, invocations: int = 0, errors_4xx: int = 0, errors_5xx: int = 0,
-                 model_us: float | None = None, overhead_us: float | None = None, start: str | None = None,
-                 latency_ms: float | None = None) -> None:
-        self._put(NAMESPACE, pool, "Invocations", invocations, "Count")
-        self._put(NAMESPACE, pool, "Invocation4XXErrors", errors_4xx, "Count")
-        self._put(NAMESPACE, pool, "Invocation5XXErrors", errors_5xx, "Count")
+    def _report(self, pool: VariantPool, *, errors_4xx: int = 0, errors_5xx: int = 0, model_us: float | None = None,
+                overhead_us: float | None = None, outcome: Outcome | None = None) -> None:
+        """One request, in SageMaker's metrics (scripts/twin/platform_metrics.py)."""
+        if self.platform is None:
+            return
+        dims = variant_dimensions(pool.endpoint.name, pool.spec.name)
+        put = self.platform.put
+        put(SAGEMAKER, "Invocations", dims, 1)
+        put(SAGEMAKER, "Invocation4XXErrors", dims, errors_4xx)
+        put(SAGEMAKER, "Invocation5XXErrors", dims, errors_5xx)
         if model_us is not None:
-            self._put(NAMESPACE, pool, "ModelLatency", model_us, "Microseconds")
+            put(SAGEMAKER, "ModelLatency", dims, round(model_us, 1))
         if overhead_us is not None:
-            self._put(NAMESPACE, pool, "OverheadLatency", overhead_us, "Microseconds")
-        if start is not None and latency_ms is not None:
-            extra = {"start": start}
-            self._put(PREHEAT_NAMESPACE, pool, "Invocations", 1, "Count", extra)
-            self._put(PREHEAT_NAMESPACE, pool, "ColdStarts", int(start == "cold"), "Count", extra)
-            self._put(PREHEAT_NAMESPACE, pool, "Latency", latency_ms, "Milliseconds", extra)
+            put(SAGEMAKER, "OverheadLatency", dims, round(overhead_us, 1))
+        if outcome is None:
+            return
+        put(SAGEMAKER, "ServerlessConcurrentExecutionsUtilization", dims, outcome.inflight / pool.spec.max_concurrency)
+        if pool.spec.provisioned > 0:
+            on_pc = outcome.container.provisioned
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencyInvocations", dims, int(on_pc))
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencySpilloverInvocations", dims, int(not on_pc))
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencyExecutions", dims, outcome.busy_provisioned)
+            put(SAGEMAKER, "ServerlessProvisionedConcurrencyUtilization", dims,
+                outcome.busy_provisioned / pool.spec.provisioned)
 
-    def _put(self, namespace: str, pool: VariantPool, metric: str, value: float, unit: str,
-             extra: Mapping[str, str] | None = None) -> None:
+    def _preheat_split(self, pool: VariantPool, start: str, latency_ms: float) -> None:
+        """preheat's own cold/warm split for the endpoint, per request, in namespace Preheat."""
         if self.shipper is None:
             return
-        dims = [{"Name": "EndpointName", "Value": pool.endpoint.name}, {"Name": "VariantName", "Value": pool.spec.name}]
-        dims += [{"Name": k, "Value": v} for k, v in (extra or {}).items()]
-        self.shipper.metric(emf.MetricEntry(namespace, {
-            "MetricName": metric, "Dimensions": dims, "Timestamp": dt.datetime.now(dt.UTC),
-            "Values": [float(value)], "Counts": [1.0], "Unit": unit,
-        }))
+        dims = [{"Name": "EndpointName", "Value": pool.endpoint.name}, {"Name": "VariantName", "Value": pool.spec.name},
+                {"Name": "start", "Value": start}]
+        stamp = dt.datetime.now(dt.UTC)
+        for metric, value, unit in (("Invocations", 1.0, "Count"), ("ColdStarts", float(start == "cold"), "Count"),
+                                    ("Latency", latency_ms, "Milliseconds")):
+            self.shipper.metric(emf.MetricEntry(PREHEAT_NAMESPACE, {
+                "MetricName": metric, "Dimensions": dims, "Timestamp": stamp, "Values": [value], "Counts": [1.0],
+                "Unit": unit,
+            }))
 
     # --- the twin's control API (/_preheat/endpoints) -----------------------------------------
 
@@ -677,6 +831,12 @@ class SageMaker:
              "variants": [p.describe() for p in e.pools.values()]}
             for name, e in self.endpoints.items()
         ]
+
+
+def _control_error(code: str, message: str, status: int = 400) -> Response:
+    """An error of the SageMaker control plane (JSON protocol: botocore reads `__type`)."""
+    return Response.json(status, {"__type": code, "message": message},
+                         [("x-amzn-errortype", code), ("x-amzn-requestid", str(uuid.uuid4()))])
 
 
 def _header(response: Response, name: str) -> str | None:

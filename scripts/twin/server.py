@@ -28,6 +28,7 @@ from scripts.twin.instance import Launch
 from scripts.twin.invoke_api import Gateway
 from scripts.twin.logs import FunctionLogs
 from scripts.twin.moto import MotoServer, create_tables, register
+from scripts.twin.platform_metrics import PlatformMetrics
 from scripts.twin.pool import Fleet, Function, Records
 from scripts.twin.sagemaker import SageMaker
 from scripts.twin.scheduler import Scheduler
@@ -71,6 +72,7 @@ class Twin:
         self.records = Records()
         self.moto = MotoServer(config.host, self.state_dir / "moto.log", Launch.wrapper_for_this_machine())
         self.shipper: emf.Shipper | None = None
+        self.platform: PlatformMetrics | None = None
         self.scheduler: Scheduler | None = None
         self.gateway: Gateway | None = None
         self.sagemaker: SageMaker | None = None
@@ -96,6 +98,7 @@ class Twin:
 
         self.shipper = emf.Shipper(clients)
         self.shipper.start()
+        self.platform = PlatformMetrics(self.shipper)
 
         async def gateway(request: Request) -> Response:
             assert self.gateway is not None and self.sagemaker is not None
@@ -115,7 +118,9 @@ class Twin:
         fleet = Fleet(config.max_instances)
         for spec in config.functions:
             logs = FunctionLogs(spec.name, self.state_dir / "logs", self.shipper)
-            self.functions[spec.name] = Function(spec, config, launch, logs, fleet, self.records)
+            function = Function(spec, config, launch, logs, fleet, self.records, self.platform)
+            self.functions[spec.name] = function
+            self.platform.gauge(function.pc_gauges)
         context = self.certs.server_context()
         for name, function in self.functions.items():
             if function.spec.url_qualifier is not None:
@@ -135,7 +140,7 @@ class Twin:
             specs=config.endpoints, region=config.region, account_id=config.account_id, host=config.host,
             gateway_url=self.endpoint, moto_url=moto_url, code_dir=Path(__file__).resolve().parents[2], state_dir=self.state_dir,
             keep_alive_s=config.keep_alive_s, shipper=self.shipper, records=self.records,
-            wrapper=Launch.wrapper_for_this_machine(),
+            wrapper=Launch.wrapper_for_this_machine(), platform=self.platform,
         )
         import boto3
 
@@ -166,6 +171,7 @@ class Twin:
                 name: {
                     "url": self.urls[name].url if name in self.urls else None,
                     "url_qualifier": f.spec.url_qualifier,
+                    "url_auth": f.spec.url_auth,
                     "handler": f.spec.handler,
                     "isolated": f.spec.isolated,
                     "layers": [str(p) for p in f.spec.layers],
@@ -188,6 +194,8 @@ class Twin:
                     log.exception("reaping %s failed", function.spec.name)
             if self.sagemaker is not None:
                 self.sagemaker.reap()
+            if self.platform is not None:
+                self.platform.tick()
 
     async def _schedules(self, request: Request) -> Response:
         assert self.scheduler is not None
@@ -205,8 +213,9 @@ class Twin:
         return await self.sagemaker.control(request)
 
     async def _flush(self, request: Request) -> Response:
-        assert self.shipper is not None
+        assert self.shipper is not None and self.platform is not None
         await asyncio.sleep(0.05)  # lines already printed but not yet read from the pipes
+        self.platform.flush()
         done = await asyncio.to_thread(self.shipper.flush, 10.0)
         return Response.json(200, {"flushed": done, "metrics_sent": self.shipper.metrics_sent,
                                    "failures": self.shipper.failures})
@@ -225,6 +234,8 @@ class Twin:
             await self.sagemaker.stop()
         for function in self.functions.values():
             function.logs.close()
+        if self.platform is not None:
+            self.platform.flush()
         if self.shipper is not None:
             await asyncio.to_thread(self.shipper.stop, 2.0)
         await self.moto.stop()

@@ -13,9 +13,8 @@ variables and schedules are the stack's; only what the twin cannot or should not
   Application Auto Scaling scheduled actions, which the twin does not run: the twin's controller sets
   provisioned concurrency `direct`ly (there is no autoscaler to fight). `off` stays off.
 - The controller's ceiling is at most TWIN_MAX_CONCURRENCY: every instance shares this machine.
-- The controller does not scale the SageMaker endpoint (no PREHEAT_SAGEMAKER_ENDPOINT): that takes
-  UpdateEndpoint, which moto 5.2 lacks, so every run would end in an error. The endpoint itself is
-  the stack's (name, memory, concurrency, provisioned concurrency, environment).
+- The SageMaker endpoint exists only once the default model is built (its containers serve it); the
+  controller scales it then, as the stack's does (UpdateEndpoint is the twin's, scripts/twin/sagemaker.py).
 - The cache's DynamoDB table is created in moto at start (TwinConfig.tables), so the shared tier
   works as deployed.
 - The stack deploys lambda.provisioned.min instances on `live` at once; the twin starts none unless
@@ -94,6 +93,7 @@ def twin_config(stack: PreheatConfig, root: Path, **overrides: Any) -> TwinConfi
             memory_mb=lam.memory_mb,
             timeout_s=float(lam.timeout_seconds),
             reserved_concurrency=lam.reserved_concurrency,
+            url_auth=lam.url_auth,
         )
     ]
     overrides.setdefault("tables", (table,) if table else ())
@@ -149,9 +149,8 @@ def twin_config(stack: PreheatConfig, root: Path, **overrides: Any) -> TwinConfi
                     qualifier=fs.ALIAS,
                     pc_mode=controller_mode(stack),
                     hold_ms=warmer.hold_ms,
-                    # Not the SageMaker endpoint: changing its provisioned concurrency takes
-                    # UpdateEndpoint, which moto 5.2 (the twin's control plane) does not implement.
-                    endpoint_name=None,
+                    endpoint_name=endpoint.name if endpoint is not None else None,
+                    variant_name=endpoint.endpoint.variant_name if endpoint is not None else None,
                     warmer_function=WARMER_FUNCTION if warmer.enabled else None,
                 ),
                 memory_mb=fs.CONTROLLER_MEMORY_MB,

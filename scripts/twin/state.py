@@ -42,6 +42,10 @@ class TwinState:
             raise KeyError(f"the twin has no Function URL for {function!r} (functions: {', '.join(self.functions)})")
         return str(url)
 
+    def url_auth(self, function: str) -> str:
+        """The Function URL's AuthType (AWS_IAM unless the function says NONE)."""
+        return str(self.functions.get(function, {}).get("url_auth", "AWS_IAM"))
+
     def alive(self) -> bool:
         return pid_alive(self.pid)
 

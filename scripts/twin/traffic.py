@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from scripts.twin.client import TwinClient, UrlClient
+from scripts.twin.client import Prepared, TwinClient, UrlClient
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class Sample:
     cache: str = "-"  # the handler's x-preheat-cache header: which cache level answered, or "miss"
 
 
-def _sample(function: str, phase: str, url: UrlClient, path: str, body: Any) -> Sample:
-    reply = url.request("POST", path, body)
+def _sample(function: str, phase: str, url: UrlClient, path: str, body: Any, prepared: Prepared | None = None) -> Sample:
+    reply = url.send(prepared) if prepared is not None else url.request("POST", path, body)
     return Sample(function, phase, reply.status, reply.headers.get("x-preheat-start", "-"), reply.ms,
                   reply.headers.get("x-amzn-requestid", ""), cache=reply.headers.get("x-preheat-cache", "-"))
 
@@ -43,8 +43,9 @@ def burst(twin: TwinClient, function: str, phase: str, path: str, body: Any, n: 
     barrier = threading.Barrier(n)
 
     def one(client: UrlClient) -> Sample:
+        prepared = client.prepare("POST", path, body)  # signed before the start: they arrive together
         barrier.wait()
-        return _sample(function, phase, client, path, body)
+        return _sample(function, phase, client, path, body, prepared)
 
     try:
         with ThreadPoolExecutor(max_workers=n) as pool:

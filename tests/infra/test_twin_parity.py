@@ -95,7 +95,10 @@ def view(template: Any, names: dict[str, str], region: str) -> StackView:
             "timeout_s": props["Timeout"],
             "reserved_concurrency": props.get("ReservedConcurrentExecutions"),
             "env": {k: resolve(v, f"{name}.{k}") for k, v in variables.items()},
+            "url_auth": None,
         }
+    for url in template.find_resources("AWS::Lambda::Url").values():
+        functions[ids[url["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0]]]["url_auth"] = url["Properties"]["AuthType"]
     schedules = {}
     for rule in template.find_resources("AWS::Events::Rule").values():
         props = rule["Properties"]
@@ -133,8 +136,9 @@ def expected_twin_env(name: str, stack_env: dict[str, str], twin: TwinConfig) ->
     if name == CONTROLLER_FUNCTION:
         env["PREHEAT_PC_MODE"] = "off" if env["PREHEAT_PC_MODE"] == "off" else "direct"  # no AAS here
         env["PREHEAT_MAX_CONCURRENCY"] = str(min(int(env["PREHEAT_MAX_CONCURRENCY"]), TWIN_MAX_CONCURRENCY))
-        env.pop("PREHEAT_SAGEMAKER_ENDPOINT", None)  # moto has no UpdateEndpoint
-        env.pop("PREHEAT_SAGEMAKER_VARIANT", None)
+        if not twin.endpoints:  # the twin serves the endpoint once the default model is built
+            env.pop("PREHEAT_SAGEMAKER_ENDPOINT", None)
+            env.pop("PREHEAT_SAGEMAKER_VARIANT", None)
     return env
 
 
@@ -150,6 +154,8 @@ def assert_twin_is_the_stack(twin: TwinConfig, stack: StackView) -> None:
             deployed["reserved_concurrency"],
         ), name
         assert dict(spec.env) == expected_twin_env(name, deployed["env"], twin), name
+        if deployed["url_auth"] is not None:  # the stack's Function URL, and the twin's, authenticate alike
+            assert spec.url_auth == deployed["url_auth"], name
     assert {s.function: s.expression for s in twin.schedules} == stack.schedules
     assert all(s.qualifier is None for s in twin.schedules), "rules target the function, as the stack's"
     assert twin.tables == stack.tables

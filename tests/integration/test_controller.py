@@ -1,7 +1,8 @@
 """The controller Lambda: CloudWatch metrics in, bounded actions out, errors survived.
 
-AWS is moto_server; tests/support/aws_front.py sits in front of it for what neither moto 5.2 nor
-the twin implements (SageMaker UpdateEndpoint) and to script throttling of moto's APIs. Everything
+AWS is moto_server; tests/support/aws_front.py sits in front of it for what moto 5.2 lacks
+(SageMaker UpdateEndpoint: the twin serves it, and test_sagemaker_update.py runs the controller against
+it there) and to script throttling of moto's APIs. Everything
 goes over real HTTP through boto3. What involves Lambda itself (provisioned concurrency changing
 which instances serve, pings, the warmer, throttled Lambda APIs) runs on the local twin, in
 test_warmers_twin.py.

@@ -43,7 +43,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory, embedding_dir: Path) -> Itera
             FunctionSpec("fail", f"{H}.fail", ROOT),
             FunctionSpec("initfail", "tests.support.twin_initfail.handler", ROOT),
             FunctionSpec("emf", f"{H}.emf", ROOT),
-            FunctionSpec("http", f"{H}.http", ROOT),
+            FunctionSpec("http", f"{H}.http", ROOT, url_auth="NONE"),
             FunctionSpec("brief", f"{H}.echo", ROOT, keep_alive_s=1.0),
             FunctionSpec("tick", f"{H}.tick", ROOT),
             FunctionSpec("relay", f"{H}.relay", ROOT),
@@ -280,9 +280,10 @@ def test_provisioned_concurrency_serves_concurrent_requests_without_cold_starts(
         def request(_: int) -> Any:
             client = twin.url_client("tiny")
             client.connect()
+            prepared = client.prepare("POST", "/v1/embeddings", body)  # signed before they start together
             barrier.wait()
             try:
-                return client.request("POST", "/v1/embeddings", body)
+                return client.send(prepared)
             finally:
                 client.close()
 
@@ -421,6 +422,44 @@ def test_function_url_over_https_sends_payload_v2_events(twin: TwinClient) -> No
     # Without the twin's CA, TLS verification fails: the certificate is really checked.
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, context=ssl.create_default_context(), timeout=10)
+
+
+def _signed_request(url: str, body: bytes, region: str, secret: str = "testing") -> urllib.request.Request:
+    """What the README shows: botocore's SigV4Auth on an AWSRequest, sent with any HTTP client."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
+    SigV4Auth(Credentials("testing", secret), "lambda", region).add_auth(request)
+    return urllib.request.Request(url, data=body, method="POST", headers=dict(request.headers.items()))
+
+
+def test_an_iam_function_url_answers_signed_requests_only(twin: TwinClient, lam: Any) -> None:
+    url = twin.state.url("echo") + "signed?x=1"
+    context = ssl.create_default_context(cafile=twin.state.ca)
+    assert lam.get_function_url_config(FunctionName="echo")["AuthType"] == "AWS_IAM"
+    with urllib.request.urlopen(_signed_request(url, b'{"a": 1}', twin.state.region), context=context,
+                                timeout=30) as response:
+        assert response.status == 200
+        event = json.loads(response.read())["event"]
+    iam = event["requestContext"]["authorizer"]["iam"]
+    assert (iam["accessKey"], event["requestContext"]["accountId"]) == ("testing", "123456789012")
+
+    def refused(request: urllib.request.Request) -> tuple[int, str, dict[str, Any]]:
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, context=context, timeout=30)
+        return caught.value.code, caught.value.headers["x-amzn-errortype"], json.loads(caught.value.read())
+
+    seq, _ = twin.invocations()
+    status, kind, body = refused(urllib.request.Request(url, data=b'{"a": 1}', method="POST"))
+    assert (status, kind) == (403, "AccessDeniedException") and body["Message"].startswith("Forbidden.")
+    tampered = _signed_request(url, b'{"a": 1}', twin.state.region)
+    tampered.data = b'{"a": 2}'
+    assert refused(tampered)[:2] == (403, "InvalidSignatureException")
+    assert refused(_signed_request(url, b"{}", twin.state.region, secret="wrong"))[:2] == (403, "InvalidSignatureException")
+    assert refused(_signed_request(url, b"{}", "eu-north-1"))[:2] == (403, "InvalidSignatureException")
+    assert twin.invocations(seq, "echo")[1] == []  # refused before the function ran
 
 
 def test_function_url_maps_function_errors_and_plain_results(twin: TwinClient) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 import sys
 import urllib.request
@@ -44,9 +43,13 @@ def test_up_prints_how_to_reach_the_twin_and_down_stops_everything(tmp_path: Pat
         assert url in up.stdout and state["endpoint"] in up.stdout and state["ca"] in up.stdout
         again = preheat("up", "--config", str(config_path), "--state-dir", str(state_dir))
         assert again.returncode == 0 and "already running" in again.stdout
-        context = ssl.create_default_context(cafile=state["ca"])
-        with urllib.request.urlopen(url + "hi", context=context, timeout=30) as response:
-            assert response.status == 201
+        # The URL is AWS_IAM (the default): `preheat invoke` signs; unsigned, Lambda's 403.
+        signed = preheat("invoke", "--state-dir", str(state_dir), "--function", "hello", "/hi", "-d", '{"a": 1}')
+        assert signed.returncode == 0 and "201 POST" in signed.stdout and "SigV4-signed" in signed.stdout, signed.stdout
+        assert json.loads(signed.stdout[signed.stdout.index("{"):])["rawPath"] == "/hi"
+        unsigned = preheat("invoke", "--state-dir", str(state_dir), "--function", "hello", "--unsigned")
+        assert unsigned.returncode == 1 and "403 GET" in unsigned.stdout and "AccessDeniedException" in unsigned.stdout
+        assert "--aws-sigv4 aws:amz:" not in up.stdout  # the curl hint is for the inference function only
         instances = json.loads(
             urllib.request.urlopen(state["endpoint"] + "/_preheat/functions", timeout=10).read()
         )

@@ -185,9 +185,10 @@ def embed(twin: TwinClient, function: str, n: int) -> list[Reply]:
     barrier = threading.Barrier(n)
 
     def send(client: Any) -> Reply:
-        barrier.wait()
+        prepared = client.prepare("POST", "/v1/embeddings", {"input": "hello world", "model": "tiny"})
+        barrier.wait()  # signed before: the requests start together
         try:
-            reply: Reply = client.request("POST", "/v1/embeddings", {"input": "hello world", "model": "tiny"})
+            reply: Reply = client.send(prepared)
             return reply
         finally:
             client.close()
@@ -675,6 +676,7 @@ def test_the_default_stack_wires_warmer_and_controller_to_the_inference_function
         assert report["decision"]["max"] == min(stack.lambda_.provisioned.max, TWIN_MAX_CONCURRENCY)
         pc = report["actions"][0]
         assert (pc["target"], pc["detail"]["alias"]) == ("lambda-pc", "live")
-        # Not the SageMaker endpoint on the twin: moto has no UpdateEndpoint (scripts/twin/stack.py).
-        assert "sagemaker-pc" not in {a["target"] for a in report["actions"]}
+        # And the stack's SageMaker endpoint, as the stack's controller does (UpdateEndpoint is the twin's).
+        sm = next(a for a in report["actions"] if a["target"] == "sagemaker-pc")
+        assert sm["detail"]["endpoint"] == stack.sagemaker.endpoint_name
         assert all(a["action"] != "error" for a in report["actions"]), json.dumps(report["actions"])

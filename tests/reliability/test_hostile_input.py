@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from functions.inference import dataplane
 from functions.inference.app import create_app
 from functions.inference.runtime import Runtime
-from scripts.reliability import replies
+from scripts.reliability import hostile, replies
 from scripts.reliability.rawhttp import Target, send
 from scripts.reliability.stack import uvicorn_app
 from tests.conftest import context, event
@@ -72,6 +72,11 @@ def test_hand_written_hostile_requests_are_refused_with_a_reason(report: dict[st
         assert (over["status"], over["verdict"], over["code"]) == (413, "rejected", "payload_too_large")
     # Over Lambda's 6 MB: the Function URL refuses it in Lambda's shape; uvicorn's app by its own limit.
     # Both answer before the body is all sent (the declared length is checked first).
+    # The Function URL is AWS_IAM (the stack's default): every unsigned, tampered, stale or mis-scoped
+    # request is refused with Lambda's 403 before the function runs.
+    signed = by_case(report, "lambda (embedding)")
+    for name, error_type in hostile.AUTH.values():
+        assert (signed[name]["status"], signed[name]["verdict"], signed[name]["code"]) == (403, "platform", error_type)
     lam = by_case(report, "lambda (embedding)")["body over Lambda's 6 MB"]
     app = by_case(report, "uvicorn (embedding)")["body over Lambda's 6 MB"]
     assert (lam["status"], lam["verdict"], lam["code"]) == (413, "platform", "RequestTooLargeException")

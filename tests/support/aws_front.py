@@ -5,7 +5,8 @@ moto, except:
   * failures a test scripts (`fail`): the first N calls of an operation answer a throttling or
     server error, so retry and degrade paths run against real HTTP and real botocore parsing;
   * operations moto 5.2 lacks, answered by a test's own handler (`on`): SageMaker UpdateEndpoint
-    (`SageMakerUpdates`), which the twin does not serve either.
+    (`SageMakerUpdates`), for the controller's unit-level tests on plain moto; the twin serves it for
+    real (tests/integration/test_sagemaker_update.py).
 Lambda itself (Invoke, provisioned concurrency, throttling of its APIs) is the local twin's: tests
 of the warmer and controller against Lambda run there (tests/integration/test_warmers_twin.py).
 """
