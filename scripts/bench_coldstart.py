@@ -1,6 +1,6 @@
 """`preheat bench coldstart`: cold starts and warm latency for three functions, in one run.
 
-- default: preheat's handler (functions.inference.handler) with the default (slim) model;
+- default: preheat's handler (functions.inference.handler) with the slim model (--model, default preheat.model);
 - naive:   FastAPI + Mangum + Powertools Logger/Metrics/Tracer created eagerly, the fp32 model,
            default ONNX Runtime session options (functions/baselines/naive.py);
 - floor:   awslambdaric + the slim model + a bare handler (functions/baselines/floor.py).
@@ -12,7 +12,7 @@ connections. Reports client-seen cold latency, INIT (spawn -> first /next, as La
 Duration), warm latency, and the ratios; writes a PNG, and JSON with --json.
 
 `--target` selects where the functions run; `lambda` is the local twin. `sagemaker` runs the same
-three functions and, beside them, a SageMaker Serverless endpoint in the twin serving the default
+three functions and, beside them, a SageMaker Serverless endpoint in the twin serving the same
 model with real `serve` containers: each cold sample discards its containers and calls
 `invoke_endpoint` through boto3; it reports process start -> /ping ready (ModelSetupTime), the
 client-seen first response, and warm latency (the `sagemaker` object of --json).
@@ -28,7 +28,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from layers.model_requests import ModelRequests, Request
 
 FUNCTIONS = ("default", "naive", "floor")
 
@@ -37,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold", type=int, default=20, help="cold starts per function (default 20)")
     parser.add_argument("--warm", type=int, default=100, help="warm requests per function (default 100)")
     parser.add_argument("--target", choices=sorted(TARGETS), default="lambda", help="where the functions run")
+    parser.add_argument("--model", metavar="NAME|DIR",
+                        help="a model name under build/models or a model directory (default: preheat.model in cdk.json)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--png", type=Path, default=Path("build/bench/coldstart.png"), help="the plot")
     parser.add_argument("--state-dir", type=Path, default=Path(".preheat/bench"))
@@ -69,27 +74,31 @@ class Target(Protocol):
 class TwinTarget:
     """The three functions on the local twin, each behind its own HTTPS Function URL."""
 
-    def __init__(self, twin: Any, body: dict[str, Any], notes: dict[str, str]) -> None:
+    def __init__(self, twin: Any, requests: dict[str, ModelRequests], notes: dict[str, str]) -> None:
         from scripts.twin.client import TwinClient, UrlClient
 
         self.twin: TwinClient = twin
-        self.body = body
+        self.requests = requests  # function -> requests for the model it serves
         self.notes = notes
         self._warm: dict[str, UrlClient] = {}
+        self._sent: dict[str, int] = {}
 
     def describe(self, name: str) -> str:
         return self.notes[name]
 
-    def _body(self, name: str) -> dict[str, Any]:
-        return self.body
+    def _request(self, name: str) -> Request:
+        """The task's own route, with inputs new to this function: every request runs the model."""
+        self._sent[name] = self._sent.get(name, 0) + 1
+        return self.requests[name].request(self._sent[name])
 
     def cold(self, name: str) -> Sample:
         function = f"bench-{name}"
         self.twin.reset(function)
         client = self.twin.url_client(function)
         client.connect()
+        request = self._request(name)
         try:
-            reply = client.request("POST", "/v1/embeddings", self._body(name))
+            reply = client.request("POST", request.path, request.body)
         finally:
             client.close()
         if reply.status != 200:
@@ -105,7 +114,8 @@ class TwinTarget:
         if client is None:
             client = self._warm[name] = self.twin.url_client(function)
             client.connect()
-        reply = client.request("POST", "/v1/embeddings", self._body(name))
+        request = self._request(name)
+        reply = client.request("POST", request.path, request.body)
         if reply.status != 200:
             raise RuntimeError(f"{function} answered {reply.status}: {reply.body[:300]!r}")
         return reply.ms
@@ -117,18 +127,18 @@ class TwinTarget:
 
 @contextmanager
 def lambda_twin(
-    root: Path, state_dir: Path, console: Any, endpoints: tuple[Any, ...] = ()
+    root: Path, state_dir: Path, console: Any, endpoints: tuple[Any, ...] = (), model: str | None = None
 ) -> Iterator[TwinTarget]:
+    from layers.model_requests import ModelRequests
     from scripts.twin import state as twin_state
     from scripts.twin.client import TwinClient
-    from scripts.twin.config import DEFAULT_MODEL_DIR, TwinConfig, inference_function
-    from scripts.twin.models import ensure_default_model, model_name, naive_model_dir
+    from scripts.twin.config import TwinConfig, inference_function
+    from scripts.twin.models import naive_model_dir
 
-    ensure_default_model(root, console)
-    slim = root / DEFAULT_MODEL_DIR
-    naive_dir = naive_model_dir(root)
+    slim = bench_model(root, console, model)
+    naive_dir = naive_model_dir(root, slim)
     keep = 3600.0  # instances go only when a cold sample resets them
-    default = inference_function(root, name="bench-default", keep_alive_s=keep)
+    default = inference_function(root, name="bench-default", model_dir=slim, keep_alive_s=keep)
     slim_env = {"PREHEAT_MODEL_DIR": default.env["PREHEAT_MODEL_DIR"]}  # the same model, from the same place
     functions = (
         default,
@@ -166,19 +176,28 @@ def lambda_twin(
         "naive": f"FastAPI+Mangum+Powertools, default ORT options, {naive_dir.relative_to(root)}",
         "floor": f"bare handler, {default.env['PREHEAT_MODEL_DIR']}",
     }
-    target = TwinTarget(
-        TwinClient(state),
-        {"input": "The quick brown fox jumps over the lazy dog.", "model": model_name(slim)},
-        notes,
-    )
-    if naive_dir != slim:
-        naive_body = {**target.body, "model": model_name(naive_dir)}
-        target._body = lambda name: naive_body if name == "naive" else target.body  # type: ignore[method-assign]
+    slim_requests = ModelRequests.of(slim)
+    requests = {"default": slim_requests, "naive": ModelRequests.of(naive_dir), "floor": slim_requests}
+    target = TwinTarget(TwinClient(state), requests, notes)
     try:
         yield target
     finally:
         target.close()
         twin_state.stop(state_dir)
+
+
+def bench_model(root: Path, console: Any, model: str | None) -> Path:
+    """The model directory to measure: --model, else preheat.model (the default is built if missing)."""
+    from infra.config import ConfigError
+    from layers import paths
+    from scripts.twin.models import chosen_model, ensure_default_model
+
+    if model is None or model == paths.DEFAULT_MODEL_NAME:
+        ensure_default_model(root, console)
+    try:
+        return chosen_model(model)[1].directory
+    except ConfigError as exc:
+        raise SystemExit(f"preheat bench coldstart: {exc}") from None
 
 
 SAGEMAKER_ENDPOINT = "bench-sagemaker"
@@ -191,7 +210,8 @@ class SageMakerTwinTarget:
     def __init__(self, functions: TwinTarget, endpoint: str, model_dir: str) -> None:
         self.functions = functions
         self.twin = functions.twin
-        self.body = functions.body
+        self.requests = functions.requests["default"]
+        self._sent = 0
         self.endpoint = endpoint
         self.model_dir = model_dir
         self.runtime = self.twin.boto3_client(
@@ -208,7 +228,10 @@ class SageMakerTwinTarget:
         return self.functions.warm(name)
 
     def _invoke(self) -> float:
-        payload = json.dumps(self.body).encode()
+        from layers.model_requests import INVOCATIONS
+
+        self._sent += 1  # inputs the endpoint has not seen: the model runs
+        payload = self.requests.request(self._sent, INVOCATIONS).json()
         started = time.perf_counter()
         response = self.runtime.invoke_endpoint(
             EndpointName=self.endpoint,
@@ -266,27 +289,27 @@ class SageMakerTwinTarget:
 
 
 @contextmanager
-def sagemaker_twin(root: Path, state_dir: Path, console: Any) -> Iterator[SageMakerTwinTarget]:
-    """The lambda target's twin with a SageMaker Serverless endpoint serving the default model beside it."""
+def sagemaker_twin(
+    root: Path, state_dir: Path, console: Any, model: str | None = None
+) -> Iterator[SageMakerTwinTarget]:
+    """The lambda target's twin with a SageMaker Serverless endpoint serving the same model beside it."""
     from functions.sagemaker.endpoint import ServerlessEndpoint
-    from scripts.twin.config import DEFAULT_MODEL_DIR
-    from scripts.twin.models import ensure_default_model
     from scripts.twin.sagemaker_config import EndpointSpec
 
-    ensure_default_model(root, console)
+    model_dir = bench_model(root, console, model)
     # keep_alive: containers go only when a cold sample resets them.
     # One intra-op thread, as the Lambda functions get at 2048 MB (one vCPU), so the two compare like for like.
     spec = EndpointSpec(
         ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
-        root / DEFAULT_MODEL_DIR,
+        model_dir,
         keep_alive_s=3600.0,
     )
-    with lambda_twin(root, state_dir, console, endpoints=(spec,)) as functions:
-        yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(DEFAULT_MODEL_DIR))
+    with lambda_twin(root, state_dir, console, endpoints=(spec,), model=model) as functions:
+        yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(model_dir))
 
 
-# --target name -> (root, state_dir, console) -> a context manager yielding a Target.
-TARGETS: dict[str, Callable[[Path, Path, Any], AbstractContextManager[Target]]] = {
+# --target name -> (root, state_dir, console, model=) -> a context manager yielding a Target.
+TARGETS: dict[str, Callable[..., AbstractContextManager[Target]]] = {
     "lambda": lambda_twin,
     "sagemaker": sagemaker_twin,
 }
@@ -302,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     root = Path.cwd()
     series = {name: Series() for name in FUNCTIONS}
     started = time.perf_counter()
-    with TARGETS[args.target](root, args.state_dir, console) as target:
+    with TARGETS[args.target](root, args.state_dir, console, model=args.model) as target:
         for name in FUNCTIONS:
             series[name].note = target.describe(name)
         with Progress(console=console, transient=True) as progress:

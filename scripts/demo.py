@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scripts.twin import state as twin_state
     from scripts.twin.config import DEFAULT_FUNCTION, TwinConfig, inference_function
-    from scripts.twin.models import ensure_default_model, model_name
+    from scripts.twin.models import ensure_default_model
 
     if min(args.burst, args.warm, args.concurrency, args.provisioned) < 1:
         raise SystemExit("--burst, --warm, --concurrency and --provisioned must be >= 1")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                   f"model {spec.env['PREHEAT_MODEL_DIR']}", highlight=False)
     try:
         _record(console, state)
-        code = _demo(console, state, args, model_name(model_dir))
+        code = _demo(console, state, args, model_dir)
         _draw_dashboard(console, state, started)
         return code
     finally:
@@ -58,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
             twin_state.stop(args.state_dir)
 
 
-def _demo(console: object, state: object, args: argparse.Namespace, model: str) -> int:
+def _demo(console: object, state: object, args: argparse.Namespace, model_dir: Path) -> int:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from layers.model_requests import ModelRequests
     from scripts.twin.client import TwinClient
     from scripts.twin.config import DEFAULT_FUNCTION
     from scripts.twin.state import TwinState
@@ -70,11 +72,11 @@ def _demo(console: object, state: object, args: argparse.Namespace, model: str) 
 
     assert isinstance(console, Console) and isinstance(state, TwinState)
     twin = TwinClient(state)
-    body = {"input": "Serverless inference without paying for cold starts.", "model": model}
-    path = "/v1/embeddings"
+    requests = ModelRequests.of(model_dir)  # the task's own route and body, whatever the model
+    body, path = requests.sample().body, requests.path
 
-    def distinct(i: int) -> dict[str, str]:  # a new text per request: the model runs every time
-        return {"input": f"Request {i}: how warm is this instance right now?", "model": model}
+    def distinct(i: int) -> dict[str, Any]:  # new inputs per request: the model runs every time
+        return requests.request(i + 1).body
 
     samples: list[Sample] = []
     with console.status(f"cold burst: {args.burst} concurrent requests, no instance running…"):

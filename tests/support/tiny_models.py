@@ -3,6 +3,8 @@
 `embedding`: a WordPiece tokenizer over a small vocabulary and a graph whose token embeddings are a
 lookup table, so the expected sentence vector can be computed by hand in numpy.
 `tensor`: y = x @ W + b and argmax(y), typed float32 and int64.
+`classification`: the embedding's lookup, segment rows added, masked mean, times W: one logit per label
+(a 3-label classifier, or with pairs=True and one label a cross-encoder); expected scores in numpy.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from functions.inference.manifest import EmbeddingSpec, Manifest, SessionHints, TensorSpec, TextSpec
+from functions.inference.manifest import (
+    ClassificationSpec,
+    EmbeddingSpec,
+    Manifest,
+    SessionHints,
+    TensorSpec,
+    TextSpec,
+)
 from layers.modeldir import write_manifest
 
 WORDS = ["hello", "world", "the", "cat", "sat", "on", "mat", "dog", "ran", "a", "big", "small", "red", "blue"]
@@ -130,4 +139,85 @@ def write_tensor_model(model_dir: Path, *, name: str = "linear") -> Manifest:
         model_file="model.onnx",
         inputs=(TensorSpec("x", "float32", ("batch", 3)),),
         outputs=(TensorSpec("y", "float32", ("batch", 2)), TensorSpec("label", "int64", ("batch",))),
+    )
+
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def classifier_weights(labels: int, seed: int = 11) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(DIM, labels)).astype(np.float32)
+
+
+def expected_scores(
+    item: str | tuple[str, str], labels: tuple[str, ...] = LABELS, activation: str = "softmax"
+) -> np.ndarray:
+    """What the runtime must return for `item`: the masked mean of the looked-up rows (segment rows
+    added for pairs) times the weights, through the activation."""
+    tok = tokenizer()
+    tok.no_padding()
+    tok.enable_truncation(max_length=MAX_TOKENS)
+    encoding = tok.encode(*item) if isinstance(item, tuple) else tok.encode(item)
+    rows = embedding_table()[encoding.ids] + type_table()[encoding.type_ids]
+    logits = rows.mean(axis=0) @ classifier_weights(len(labels))
+    if activation == "sigmoid":
+        return (1 / (1 + np.exp(-logits))).astype(np.float32)
+    shifted = np.exp(logits - logits.max())
+    return (shifted / shifted.sum()).astype(np.float32)
+
+
+def type_table() -> np.ndarray:
+    return np.stack([np.zeros(DIM, np.float32), np.full(DIM, 0.5, np.float32)])
+
+
+def write_classification_model(
+    model_dir: Path,
+    *,
+    name: str = "tiny-classifier",
+    labels: tuple[str, ...] = LABELS,
+    pairs: bool = False,
+    activation: str = "softmax",
+) -> Manifest:
+    """A sequence classifier (or, with pairs=True and one label, a cross-encoder): token rows plus
+    segment rows, averaged over the attention mask, times a weight matrix -> one logit per label."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    seq = ["batch", "sequence"]
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, seq) for n in names]
+    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(labels)])
+    initializers = [
+        numpy_helper.from_array(embedding_table(), "table"),
+        numpy_helper.from_array(type_table(), "type_table"),
+        numpy_helper.from_array(classifier_weights(len(labels)), "W"),
+        numpy_helper.from_array(np.array([-1], np.int64), "last"),
+        numpy_helper.from_array(np.array([1], np.int64), "seq_axis"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["tokens"]),
+        helper.make_node("Gather", ["type_table", "token_type_ids"], ["types"]),
+        helper.make_node("Add", ["tokens", "types"], ["summed"]),
+        helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
+        helper.make_node("Mul", ["summed", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "seq_axis"], ["total"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask3", "seq_axis"], ["count"], keepdims=0),
+        helper.make_node("Div", ["total", "count"], ["pooled"]),
+        helper.make_node("MatMul", ["pooled", "W"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny_classifier", inputs, [output], initializers)
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model_dir / "model.onnx")
+    )
+    tokenizer().save(str(model_dir / "tokenizer.json"))
+    return write_manifest(
+        model_dir,
+        name=name,
+        version="1",
+        task="text-classification",
+        model_file="model.onnx",
+        inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in names),
+        outputs=(TensorSpec("logits", "float32", ("batch", len(labels))),),
+        text=TextSpec(feeds=FEEDS, tokenizer="tokenizer.json", max_tokens=MAX_TOKENS, pairs=pairs),
+        classification=ClassificationSpec(output="logits", labels=labels, activation=activation),
+        session=SessionHints("all"),
     )
