@@ -87,8 +87,8 @@ class ModelRequests:
         if path == EMBEDDINGS and EMBEDDINGS in self.routes:
             return Request(path, {"input": text(i), "model": self.name})
         if path == CLASSIFY and CLASSIFY in self.routes:
-            item: str | list[str] = [query(i), document(i, 0)] if self.pairs else text(i)
-            return Request(path, {"input": [item], "model": self.name})
+            item: str | list[list[str]] = [[query(i), document(i, 0)]] if self.pairs else text(i)
+            return Request(path, {"input": item, "model": self.name})
         if path == RERANK and RERANK in self.routes:
             documents = [document(i, k) for k in range(_DOCUMENTS)]
             return Request(path, {"query": query(i), "documents": documents, "model": self.name})
@@ -112,13 +112,18 @@ class ModelRequests:
 
 
 def text(i: int) -> str:
-    """The i-th of a sequence of different sentences (its words and its number differ)."""
+    """The i-th of a sequence of different sentences (its words and its number differ); the 0th,
+    the sample, reads like one."""
+    if i == 0:
+        return "Serverless inference without paying for cold starts."
     n = len(_WORDS)
     words = " ".join(_WORDS[(i // n**k + 5 * k) % n] for k in range(4))  # i in base n, one word a digit
     return f"Request {i}: {words} in the early morning."
 
 
 def query(i: int) -> str:
+    if i == 0:
+        return "How do I avoid cold starts on AWS Lambda?"
     return f"what is {_WORDS[i % len(_WORDS)]} number {i}?"
 
 

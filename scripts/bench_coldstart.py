@@ -173,7 +173,7 @@ def lambda_twin(
     where = "built layers" if default.isolated else "local environment"
     notes = {
         "default": f"preheat handler, {default.env['PREHEAT_MODEL_DIR']} ({where})",
-        "naive": f"FastAPI+Mangum+Powertools, default ORT options, {naive_dir.relative_to(root)}",
+        "naive": f"FastAPI+Mangum+Powertools, default ORT options, {naive_dir.relative_to(root) if naive_dir.is_relative_to(root) else naive_dir}",
         "floor": f"bare handler, {default.env['PREHEAT_MODEL_DIR']}",
     }
     slim_requests = ModelRequests.of(slim)
