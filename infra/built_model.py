@@ -62,7 +62,7 @@ def require_model(config: PreheatConfig) -> BuiltModel:
         raise ConfigError(
             f"preheat.model is {config.model!r}, but {directory} holds no built model (no manifest.json). "
             f"Build it with `{build_command(config)}` (SPEC: a Hugging Face model directory or an ONNX file), "
-            f"or name a built one with -c preheat:model=NAME"
+            f"or name a built one: -c preheat:model=NAME (--model NAME for serve, deploy sagemaker and the benchmarks)"
             + (f" (built in {config.models_dir}: {', '.join(others)})" if others else "")
         )
     try:
@@ -72,13 +72,15 @@ def require_model(config: PreheatConfig) -> BuiltModel:
     return BuiltModel(config.model, directory, manifest)
 
 
-def _stale(what: str, where: Path, held: manifests.Manifest | None, model: BuiltModel, fix: str) -> ConfigError:
+def _stale(
+    config: PreheatConfig, what: str, where: Path, held: manifests.Manifest | None, model: BuiltModel, fix: str
+) -> ConfigError:
     holds = "no readable model" if held is None else f"model {held.name!r} (id {held.model_id[:12]})"
     if held is not None and held.model_id == model.model_id:
         holds += " with other manifest settings"
     return ConfigError(
         f"the {what} {where} holds {holds}, not the model preheat.model names: {model.name!r} as built in "
-        f"{model.directory} (id {model.model_id[:12]}). Run `{build_layers_command(model.name)}` to build "
+        f"{model.directory} (id {model.model_id[:12]}). Run `{build_layers_command(config)}` to build "
         f"it from that model, or {fix}"
     )
 
@@ -88,7 +90,7 @@ def require_model_layer(config: PreheatConfig, model: BuiltModel) -> Path:
     layer = config.layers.model
     held = model_layer.held(layer)
     if held is None or held != model.manifest:
-        raise _stale("model layer", layer, held, model, "point preheat.layers.model at a layer built from it")
+        raise _stale(config, "model layer", layer, held, model, "point preheat.layers.model at a layer built from it")
     return layer
 
 
@@ -98,6 +100,7 @@ def require_model_data(config: PreheatConfig, model: BuiltModel) -> Path:
     held = sagemaker_artifacts.packed(data)
     if held is None or held != model.manifest:
         raise _stale(
+            config,
             "SageMaker model data", data, held, model, "point preheat.sagemaker.modelData at an archive of it"
         )
     return data

@@ -712,10 +712,14 @@ def controller_pc_mode(config: PreheatConfig) -> Literal["direct", "scheduled", 
     return mode
 
 
-def build_layers_command(model: str) -> str:
-    """The command that builds the layers and SageMaker artifacts of `model`, whatever cdk.json names."""
-    default = model == build_paths.DEFAULT_MODEL_NAME
-    return "preheat build layers" + ("" if default else f" -c preheat:model={model}")
+def build_layers_command(config: PreheatConfig) -> str:
+    """The command that builds the layers and SageMaker artifacts of config's model, whatever cdk.json names."""
+    command = "preheat build layers"
+    if config.model != build_paths.DEFAULT_MODEL_NAME:
+        command += f" -c preheat:model={config.model}"
+    if config.models_dir.resolve() != build_paths.MODELS.resolve():
+        command += f" -c preheat:modelsDir={config.models_dir}"
+    return command
 
 
 def require_layers(config: PreheatConfig) -> tuple[Path, Path]:
@@ -731,7 +735,7 @@ def require_layers(config: PreheatConfig) -> tuple[Path, Path]:
         raise ConfigError(
             "Lambda layer directories are missing: "
             + "; ".join(missing)
-            + f". Run `{build_layers_command(config.model)}` first, or point preheat.layers.model / "
+            + f". Run `{build_layers_command(config)}` first, or point preheat.layers.model / "
             "preheat.layers.depsRoot at them."
         )
     return model, deps
@@ -751,7 +755,7 @@ def require_sagemaker(config: PreheatConfig, *, image: bool) -> Path:
         return sm.context_dir
     if not sm.model_data.is_file():
         raise ConfigError(
-            f"the SageMaker model data {sm.model_data} is missing. Build it (`{build_layers_command(config.model)}` "
+            f"the SageMaker model data {sm.model_data} is missing. Build it (`{build_layers_command(config)}` "
             f"writes {sm.model_data.name}), point preheat.sagemaker.modelData at one, or turn SageMaker off "
             "with -c preheat:sagemaker.enabled=false"
         )

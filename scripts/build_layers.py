@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             str(model.sizes.files),
             f"{model.sizes.unzipped / limits.MB:.1f}",
             f"{model.sizes.zipped / limits.MB:.1f}",
-            f"{model.model_name} -> {paths.MODEL_LAYER_MOUNT}",
+            f"{chosen.describe()} -> {paths.MODEL_LAYER_MOUNT}",
         )
         checks.append(
             limits.Check(

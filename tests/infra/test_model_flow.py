@@ -86,11 +86,11 @@ def test_a_layer_or_archive_of_another_model_fails_synth_saying_build_layers(
     wrong_layer = {**tensor.overrides(), "layers.model": str(outputs.model_layer)}
     message = synth_error(outputs, tmp_path, **wrong_layer)
     assert f"the model layer {outputs.model_layer} holds model '{STAND_IN}'" in message
-    assert "`preheat build layers -c preheat:model=linear`" in message
+    assert f"`preheat build layers -c preheat:model=linear -c preheat:modelsDir={tensor.models}`" in message
     wrong_data = {**tensor.overrides(), "sagemaker.modelData": str(outputs.model_data)}
     message = synth_error(outputs, tmp_path, **wrong_data)
     assert f"the SageMaker model data {outputs.model_data} holds model '{STAND_IN}'" in message
-    assert "`preheat build layers -c preheat:model=linear`" in message
+    assert f"`preheat build layers -c preheat:model=linear -c preheat:modelsDir={tensor.models}`" in message
 
 
 def test_a_rebuilt_model_needs_its_layer_rebuilt(outputs: BuildOutputs, tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_a_rebuilt_model_needs_its_layer_rebuilt(outputs: BuildOutputs, tmp_path
     tiny_models.write_embedding_model(tmp_path / "models" / STAND_IN, name=STAND_IN, max_tokens=8)
     message = synth_error(outputs, tmp_path, modelsDir=str(tmp_path / "models"))
     assert f"holds model '{STAND_IN}' (id " in message and f"not the model preheat.model names: '{STAND_IN}'" in message
-    assert "Run `preheat build layers -c preheat:model=stand-in`" in message
+    assert f"Run `preheat build layers -c preheat:model=stand-in -c preheat:modelsDir={tmp_path / 'models'}`" in message
 
 
 @pytest.mark.slow
