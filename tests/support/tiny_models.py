@@ -3,8 +3,6 @@
 `embedding`: a WordPiece tokenizer over a small vocabulary and a graph whose token embeddings are a
 lookup table, so the expected sentence vector can be computed by hand in numpy.
 `tensor`: y = x @ W + b and argmax(y), typed float32 and int64.
-`classification`: the embedding's lookup, segment rows added, masked mean, times W: one logit per label
-(a 3-label classifier, or with pairs=True and one label a cross-encoder); expected scores in numpy.
 """
 
 from __future__ import annotations
@@ -17,14 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from functions.inference.manifest import (
-    ClassificationSpec,
-    EmbeddingSpec,
-    Manifest,
-    SessionHints,
-    TensorSpec,
-    TextSpec,
-)
+from functions.inference.manifest import EmbeddingSpec, Manifest, SessionHints, TensorSpec, TextSpec
 from layers.modeldir import write_manifest
 
 WORDS = ["hello", "world", "the", "cat", "sat", "on", "mat", "dog", "ran", "a", "big", "small", "red", "blue"]
@@ -149,25 +140,20 @@ def classifier_weights(labels: int, seed: int = 11) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(DIM, labels)).astype(np.float32)
 
 
-def expected_scores(
-    item: str | tuple[str, str], labels: tuple[str, ...] = LABELS, activation: str = "softmax"
-) -> np.ndarray:
-    """What the runtime must return for `item`: the masked mean of the looked-up rows (segment rows
-    added for pairs) times the weights, through the activation."""
+def type_table(seed: int = 5) -> np.ndarray:
+    """Segment embeddings: a pair model must see which text a token came from."""
+    return np.random.default_rng(seed).normal(size=(2, DIM)).astype(np.float32)
+
+
+def expected_logits(item: str | tuple[str, str], labels: int, max_tokens: int = MAX_TOKENS) -> np.ndarray:
+    """What the classifier computes: mean over tokens of (token + segment rows), times its weights."""
     tok = tokenizer()
     tok.no_padding()
-    tok.enable_truncation(max_length=MAX_TOKENS)
+    tok.enable_truncation(max_length=max_tokens)
     encoding = tok.encode(*item) if isinstance(item, tuple) else tok.encode(item)
     rows = embedding_table()[encoding.ids] + type_table()[encoding.type_ids]
-    logits = rows.mean(axis=0) @ classifier_weights(len(labels))
-    if activation == "sigmoid":
-        return (1 / (1 + np.exp(-logits))).astype(np.float32)
-    shifted = np.exp(logits - logits.max())
-    return (shifted / shifted.sum()).astype(np.float32)
-
-
-def type_table() -> np.ndarray:
-    return np.stack([np.zeros(DIM, np.float32), np.full(DIM, 0.5, np.float32)])
+    result: np.ndarray = rows.mean(axis=0) @ classifier_weights(labels)
+    return result
 
 
 def write_classification_model(
@@ -177,32 +163,36 @@ def write_classification_model(
     labels: tuple[str, ...] = LABELS,
     pairs: bool = False,
     activation: str = "softmax",
+    max_tokens: int = MAX_TOKENS,
 ) -> Manifest:
-    """A sequence classifier (or, with pairs=True and one label, a cross-encoder): token rows plus
-    segment rows, averaged over the attention mask, times a weight matrix -> one logit per label."""
+    """A sequence classifier (or, with pairs and one label, a cross-encoder) over the tiny vocabulary."""
+    from functions.inference.manifest import ClassificationSpec
+
     model_dir.mkdir(parents=True, exist_ok=True)
     seq = ["batch", "sequence"]
-    names = ("input_ids", "attention_mask", "token_type_ids")
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, seq) for n in names]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, seq)
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
     output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(labels)])
     initializers = [
         numpy_helper.from_array(embedding_table(), "table"),
         numpy_helper.from_array(type_table(), "type_table"),
-        numpy_helper.from_array(classifier_weights(len(labels)), "W"),
+        numpy_helper.from_array(classifier_weights(len(labels)), "head"),
         numpy_helper.from_array(np.array([-1], np.int64), "last"),
-        numpy_helper.from_array(np.array([1], np.int64), "seq_axis"),
+        numpy_helper.from_array(np.array([1], np.int64), "tokens"),
     ]
     nodes = [
-        helper.make_node("Gather", ["table", "input_ids"], ["tokens"]),
-        helper.make_node("Gather", ["type_table", "token_type_ids"], ["types"]),
-        helper.make_node("Add", ["tokens", "types"], ["summed"]),
+        helper.make_node("Gather", ["table", "input_ids"], ["words"]),
+        helper.make_node("Gather", ["type_table", "token_type_ids"], ["segments"]),
+        helper.make_node("Add", ["words", "segments"], ["summed"]),
         helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
         helper.make_node("Mul", ["summed", "mask3"], ["masked"]),
-        helper.make_node("ReduceSum", ["masked", "seq_axis"], ["total"], keepdims=0),
-        helper.make_node("ReduceSum", ["mask3", "seq_axis"], ["count"], keepdims=0),
-        helper.make_node("Div", ["total", "count"], ["pooled"]),
-        helper.make_node("MatMul", ["pooled", "W"], ["logits"]),
+        helper.make_node("ReduceSum", ["masked", "tokens"], ["total"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask3", "tokens"], ["count"], keepdims=0),
+        helper.make_node("Div", ["total", "count"], ["mean"]),
+        helper.make_node("MatMul", ["mean", "head"], ["logits"]),
     ]
     graph = helper.make_graph(nodes, "tiny_classifier", inputs, [output], initializers)
     onnx.save(
@@ -215,9 +205,20 @@ def write_classification_model(
         version="1",
         task="text-classification",
         model_file="model.onnx",
-        inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in names),
+        inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in FEEDS.values()),
         outputs=(TensorSpec("logits", "float32", ("batch", len(labels))),),
-        text=TextSpec(feeds=FEEDS, tokenizer="tokenizer.json", max_tokens=MAX_TOKENS, pairs=pairs),
+        text=TextSpec(feeds=FEEDS, tokenizer="tokenizer.json", max_tokens=max_tokens, pairs=pairs),
         classification=ClassificationSpec(output="logits", labels=labels, activation=activation),
         session=SessionHints("all"),
     )
+
+
+def expected_scores(
+    item: str | tuple[str, str], labels: tuple[str, ...] = LABELS, activation: str = "softmax"
+) -> np.ndarray:
+    """What the runtime must return for `item`: the classifier's logits through its activation."""
+    logits = expected_logits(item, len(labels))
+    if activation == "sigmoid":
+        return (1 / (1 + np.exp(-logits))).astype(np.float32)
+    shifted = np.exp(logits - logits.max())
+    return (shifted / shifted.sum()).astype(np.float32)
