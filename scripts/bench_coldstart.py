@@ -189,13 +189,10 @@ def lambda_twin(
 def bench_model(root: Path, console: Any, model: str | None) -> Path:
     """The model directory to measure: --model, else preheat.model (the default is built if missing)."""
     from infra.config import ConfigError
-    from layers import paths
-    from scripts.twin.models import chosen_model, ensure_default_model
+    from scripts.twin.models import chosen_model
 
-    if model is None or model == paths.DEFAULT_MODEL_NAME:
-        ensure_default_model(root, console)
     try:
-        return chosen_model(model)[1].directory
+        return chosen_model(model, console=console, build_default=True)[1].directory
     except ConfigError as exc:
         raise SystemExit(f"preheat bench coldstart: {exc}") from None
 

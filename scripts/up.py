@@ -31,11 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from infra.config import ConfigError
-    from layers import paths
     from scripts.twin import state as twin_state
     from scripts.twin.config import TwinConfig, TwinConfigError
-    from scripts.twin.models import ensure_default_model, served_model_dir
-    from scripts.twin.stack import default_config, load_stack_config
+    from scripts.twin.models import chosen_model, served_model_dir
+    from scripts.twin.stack import default_config
 
     console = Console()
     root = Path.cwd()
@@ -52,12 +51,11 @@ def run(args: argparse.Namespace) -> int:
             config = TwinConfig.from_dict({**json.loads(args.config.read_text()), "state_dir": str(args.state_dir)})
         else:
             try:
-                stack = load_stack_config(root, args.context)
+                # The default model builds itself on first use; any other is the user's to build.
+                stack, model = chosen_model(None, args.context, root, console=console, build_default=True)
             except ConfigError as exc:
                 raise TwinConfigError(f"bad stack config (cdk.json context): {exc}") from None
-            if stack.model == paths.DEFAULT_MODEL_NAME and stack.models_dir == paths.MODELS:
-                ensure_default_model(root, console)  # the default builds itself; any other is the user's
-            model_dir = stack.model_dir
+            model_dir = model.directory
             overrides: dict[str, Any] = {"state_dir": args.state_dir, "gateway_port": args.port}
             if args.keep_alive is not None:
                 overrides["keep_alive_s"] = args.keep_alive

@@ -81,12 +81,16 @@ def model_overrides(model: str | None) -> list[str]:
 
 
 def chosen_model(
-    model: str | None, context: Iterable[str] = (), root: Path = paths.ROOT
+    model: str | None, context: Iterable[str] = (), root: Path = paths.ROOT, *, console: Any = None,
+    build_default: bool = False,
 ) -> tuple[PreheatConfig, BuiltModel]:
     """The stack's config (cdk.json, `context` as -c overrides, then `model`) and the built model it
-    names; raises infra.config.ConfigError naming the command that builds a model not built yet."""
+    names; raises infra.config.ConfigError naming the command that builds a model not built yet.
+    `build_default`: build the default model first if it is the one chosen and is missing."""
     from infra import config as infra_config
     from infra.built_model import require_model
 
     config = infra_config.load(root, [*context, *model_overrides(model)])
+    if build_default and config.model == paths.DEFAULT_MODEL_NAME and config.models_dir == paths.MODELS:
+        ensure_default_model(paths.ROOT, console)
     return config, require_model(config)

@@ -32,7 +32,7 @@ LEAN = ["preheat:warmer.enabled=false", "preheat:controller.enabled=false", "pre
 def preheat(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scripts.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=180,
-        env={**os.environ, "COLUMNS": "250"},
+        env={**os.environ, "COLUMNS": "1000"},  # no wrapping inside the messages checked here
     )  # fmt: skip
 
 
@@ -80,6 +80,14 @@ def test_preheat_up_serves_the_classifier_the_context_names(tmp_path: Path) -> N
     finally:
         down = preheat("down", "--state-dir", str(state_dir))
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_preheat_up_of_a_model_not_built_names_the_command_that_builds_it(tmp_path: Path) -> None:
+    up = preheat("up", "-c", "preheat:model=my-reranker", "--state-dir", str(tmp_path / "state"))
+    assert up.returncode == 2, up.stdout + up.stderr
+    assert "preheat.model is 'my-reranker'" in up.stdout
+    assert "`preheat build --model SPEC --name my-reranker`" in up.stdout
+    assert twin_state.read_state(tmp_path / "state") is None
 
 
 def test_the_twin_of_the_stack_serves_a_tensor_model(tmp_path: Path) -> None:
