@@ -81,37 +81,41 @@ class ModelRequests:
         """The task's own route: what a client of this model calls first."""
         return self.routes[0]
 
-    def request(self, i: int = 0, path: str | None = None) -> Request:
-        """The i-th request to `path` (default: the task's own route); different i, different inputs."""
+    def request(self, i: int = 0, path: str | None = None, *, text: str | None = None) -> Request:
+        """The i-th request to `path` (default: the task's own route); different i, different inputs.
+        `text` replaces the generated text (a pair model's query), e.g. a benchmark's own texts;
+        tensor inputs depend on i alone."""
         path = self.path if path is None else path
+        single = text if text is not None else sentence(i)
+        first = text if text is not None else query(i)
         if path == EMBEDDINGS and EMBEDDINGS in self.routes:
-            return Request(path, {"input": text(i), "model": self.name})
+            return Request(path, {"input": single, "model": self.name})
         if path == CLASSIFY and CLASSIFY in self.routes:
-            item: str | list[list[str]] = [[query(i), document(i, 0)]] if self.pairs else text(i)
+            item: str | list[list[str]] = [[first, document(i, 0)]] if self.pairs else single
             return Request(path, {"input": item, "model": self.name})
         if path == RERANK and RERANK in self.routes:
             documents = [document(i, k) for k in range(_DOCUMENTS)]
-            return Request(path, {"query": query(i), "documents": documents, "model": self.name})
+            return Request(path, {"query": first, "documents": documents, "model": self.name})
         if path == self.infer_path:
-            return Request(path, {"inputs": self._tensors(i)})
+            return Request(path, {"inputs": self._tensors(i, first if self.pairs else single)})
         if path == INVOCATIONS:
-            return Request(path, self.request(i, self.routes[0]).body)
+            return Request(path, self.request(i, self.routes[0], text=text).body)
         raise ValueError(f"model {self.name!r} ({self.task}) does not serve {path}: it serves {', '.join(self.routes)}")
 
     def sample(self, path: str | None = None) -> Request:
         return self.request(0, path)
 
-    def _tensors(self, i: int) -> list[dict[str, Any]]:
+    def _tensors(self, i: int, first: str) -> list[dict[str, Any]]:
         if self.manifest.text is not None:
             from functions.inference.tasks.text import text_inputs  # the task's own v2 inputs
 
-            values = {"text": query(i) if self.pairs else text(i), "text_pair": document(i, 0)}
+            values = {"text": first, "text_pair": document(i, 0)}
             return [_tensor(spec, np.array([values[spec.name]], dtype=object)) for spec in text_inputs(self.manifest.text)]
         rng = np.random.default_rng(i)
         return [_tensor(spec, _draw(spec, rng, i)) for spec in self.manifest.inputs]
 
 
-def text(i: int) -> str:
+def sentence(i: int) -> str:
     """The i-th of a sequence of different sentences (its words and its number differ); the 0th,
     the sample, reads like one."""
     if i == 0:
@@ -128,7 +132,7 @@ def query(i: int) -> str:
 
 
 def document(i: int, k: int) -> str:
-    return f"{text(i * _DOCUMENTS + k)} It answers question {i}."
+    return f"{sentence(i * _DOCUMENTS + k)} It answers question {i}."
 
 
 def _draw(spec: TensorSpec, rng: np.random.Generator, i: int) -> np.ndarray:

@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     from infra.config import ConfigError
     from layers.model_requests import ModelRequests
+    from scripts.bench_texts import describe, distinct_texts
     from scripts.events import function_url_event
     from scripts.twin.models import chosen_model
 
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]no model to measure:[/] {exc}")
         return 2
     model_dir = model.directory.resolve()
+    warmup = 50
+    # Distinct texts (the handler's cache is off too): every call runs the model, as the floor's do.
+    texts = distinct_texts(args.warm + warmup + 1)
     requests = ModelRequests(model.manifest)
     env = {
         **os.environ,
@@ -123,12 +127,11 @@ def run(args: argparse.Namespace) -> int:
 
     def event(i: int) -> dict[str, Any]:
         # The task's own route, and inputs that differ per request: every warm call runs the model.
-        request = requests.request(i)
+        request = requests.request(i, text=texts[i])
         return function_url_event("POST", request.path, request.json(), {"content-type": "application/json"})
 
     first = json.dumps(event(0))
     samples: dict[str, list[dict[str, float]]] = {"handler": [], "floor": []}
-    warmup = 50
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("cold starts (fresh processes)", total=2 * args.cold)
         for i in range(args.cold):
@@ -169,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "cold_samples": args.cold,
         "warm_calls": len(warm["handler"]),
+        "warm_texts": describe() if model.manifest.text is not None else "tensors drawn from the declared shapes, new per request",
         "handler": handler,
         "floor": floor,
         "cold_ratio_p50": handler["cold_p50_ms"] / floor["cold_p50_ms"],

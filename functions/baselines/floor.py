@@ -12,16 +12,28 @@ sends to the task's route (/v1/embeddings, /v1/classify, /v2/models/NAME/infer),
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
+import time
 
-import numpy as np
-import onnxruntime as ort
+_STARTED = time.perf_counter()
+# The same init-phases line as preheat's handler (standard library only, a few microseconds), so
+# `preheat bench coldstart --phases` compares the two phase by phase.
+from functions.inference.phases import InitPhases  # noqa: E402
 
+_PHASES = InitPhases(_STARTED)
+import json  # noqa: E402
+import os  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+_PHASES.mark("import numpy")
+import onnxruntime as ort  # noqa: E402
+
+_PHASES.mark("import onnxruntime")
 MODEL_DIR = os.environ.get("PREHEAT_MODEL_DIR", "/opt/model")
 with open(os.path.join(MODEL_DIR, "manifest.json"), encoding="utf-8") as _f:
     _MANIFEST = json.load(_f)
+_PHASES.mark("manifest")
 
 _options = ort.SessionOptions()
 _options.intra_op_num_threads = int(os.environ.get("PREHEAT_THREADS", "1"))
@@ -39,16 +51,19 @@ SESSION = ort.InferenceSession(
 _TASK = _MANIFEST["task"]
 _TEXT = _MANIFEST.get("text")  # text tasks
 _EMBEDDING, _CLASSIFICATION = _MANIFEST.get("embedding"), _MANIFEST.get("classification")
+_DTYPES = {i["name"]: i["dtype"] for i in _MANIFEST["inputs"]}
+_PHASES.mark("session")
 if _TEXT is not None:
     from tokenizers import Tokenizer  # text tasks only, as preheat's runtime
 
+    _PHASES.mark("import tokenizers")
     _ROLES = {name: role for role, name in _TEXT["feeds"].items()}  # graph input -> ids | mask | type_ids
     _OUTPUT = (_EMBEDDING or _CLASSIFICATION)["output"]
+    _PAIRS = _TEXT.get("pairs", False)
     TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _TEXT["tokenizer"]))
     TOKENIZER.no_padding()
     TOKENIZER.enable_truncation(max_length=_TEXT["max_tokens"])
-    _PAIRS = _TEXT.get("pairs", False)
-_DTYPES = {i["name"]: i["dtype"] for i in _MANIFEST["inputs"]}
+    _PHASES.mark("tokenizer")
 
 
 def _run_text(items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -116,3 +131,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = answer(payload)
     data = [a.tolist() for a in result] if isinstance(result, list) else result.tolist()
     return {"statusCode": 200, "body": json.dumps({"data": data})}
+
+
+_PHASES.emit(os.environ.get("POWERTOOLS_SERVICE_NAME", "floor"))
