@@ -5,7 +5,10 @@ on the command line) -> `PreheatConfig` -> constructs -> the functions' environm
 runtime's Settings. Every value is checked here, at synth, and a bad one raises ConfigError naming its
 key (`preheat.lambda.memoryMb`) and what would be valid.
 
-Layer and container paths default to the contract in layers/paths.py (build/layers/..., build/sagemaker/...).
+`model` names the model directory the stack serves (build/models/NAME, as `preheat build --name NAME`
+writes it); the build outputs made from it default to that model's own paths in the contract of
+layers/paths.py (build/layers/model-NAME, build/sagemaker/model-NAME.tar.gz, ...), and the checks that
+they hold that model are in infra/built_model.py.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from functions.sagemaker.endpoint import ServerlessEndpoint as EndpointDescription
+from layers import paths as build_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTEXT_KEY = "preheat"
@@ -34,6 +38,7 @@ _SAGEMAKER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$")
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _SCALING_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\)|at\(.+\))$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9._/#:-]{1,255}$")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SAGEMAKER_MEMORY = (1024, 2048, 3072, 4096, 5120, 6144)
 
 
@@ -107,10 +112,11 @@ class SageMakerConfig:
     provisioned_concurrency: int = 1  # 0: none (and no autoscaling)
     autoscale_max: int = 5
     utilization_target: float = 0.7
-    endpoint_name: str = "preheat-embeddings"
+    # Defaults follow the model (preheat.model): preheat-<model>, build/sagemaker/model-<model>.tar.gz.
+    endpoint_name: str = "preheat-" + build_paths.DEFAULT_MODEL_NAME
     image_uri: str | None = None  # a prebuilt image instead of building build/sagemaker/context
     context_dir: Path = ROOT / "build" / "sagemaker" / "context"
-    model_data: Path = ROOT / "build" / "sagemaker" / "model.tar.gz"
+    model_data: Path = build_paths.DEFAULT_MODEL_DATA
 
     def description(self, environment: Mapping[str, str]) -> EndpointDescription:
         """The endpoint as functions/sagemaker/endpoint.py describes it: the one description the CDK
@@ -166,7 +172,7 @@ class DashboardConfig:
 
 @dataclass(frozen=True)
 class LayerPaths:
-    model: Path = ROOT / "build" / "layers" / "model"
+    model: Path = build_paths.DEFAULT_MODEL_LAYER  # by default, the layer of preheat.model
     deps_root: Path = ROOT / "build" / "layers"  # deps-<architecture>/ lives here
 
     def deps(self, architecture: Architecture) -> Path:
@@ -183,6 +189,9 @@ class PreheatConfig:
     target: Target = "aws"
     account: str | None = None
     region: str | None = None
+    # The model served: a directory under models_dir, as `preheat build [--model SPEC] --name NAME` writes it.
+    model: str = build_paths.DEFAULT_MODEL_NAME
+    models_dir: Path = build_paths.MODELS
     layers: LayerPaths = field(default_factory=LayerPaths)
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -194,6 +203,10 @@ class PreheatConfig:
     @property
     def moto(self) -> bool:
         return self.target == "moto"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models_dir / self.model
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any], *, root: Path = ROOT) -> PreheatConfig:
@@ -417,6 +430,12 @@ class _Node:
 
 def _parse(top: _Node, root: Path) -> PreheatConfig:
     d = PreheatConfig()
+    model = top.str_(
+        "model",
+        d.model,
+        pattern=_MODEL,
+        hint="the name of a model directory under preheat.modelsDir (build/models), as `preheat build --name NAME` writes it",
+    )
     config = PreheatConfig(
         stack_name=top.str_("stackName", d.stack_name, pattern=_NAME, hint="letters, digits and '-'"),
         service=top.str_("service", d.service, pattern=_NAME, hint="letters, digits and '-'"),
@@ -426,10 +445,12 @@ def _parse(top: _Node, root: Path) -> PreheatConfig:
         region=top.optional_str(
             "region", pattern=re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$"), hint="e.g. us-east-1"
         ),
-        layers=_layers(top.node("layers"), root),
+        model=model,
+        models_dir=top.path_("modelsDir", d.models_dir, root),
+        layers=_layers(top.node("layers"), root, model),
         lambda_=_lambda(top.node("lambda")),
         cache=_cache(top.node("cache")),
-        sagemaker=_sagemaker(top.node("sagemaker"), root),
+        sagemaker=_sagemaker(top.node("sagemaker"), root, model),
         warmer=_warmer(top.node("warmer")),
         controller=_controller(top.node("controller")),
         dashboard=_dashboard(top.node("dashboard")),
@@ -438,10 +459,11 @@ def _parse(top: _Node, root: Path) -> PreheatConfig:
     return _check(config)
 
 
-def _layers(n: _Node, root: Path) -> LayerPaths:
+def _layers(n: _Node, root: Path, model: str) -> LayerPaths:
     d = LayerPaths()
     layers = LayerPaths(
-        model=n.path_("model", d.model, root), deps_root=n.path_("depsRoot", d.deps_root, root)
+        model=n.path_("model", build_paths.model_layer(model), root),
+        deps_root=n.path_("depsRoot", d.deps_root, root),
     )
     n.done()
     return layers
@@ -539,7 +561,13 @@ def _cache(n: _Node) -> CacheConfig:
     return config
 
 
-def _sagemaker(n: _Node, root: Path) -> SageMakerConfig:
+def endpoint_name_for(model: str) -> str:
+    """The default SageMaker endpoint name for a model: preheat-<model>, as SageMaker spells names."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    return f"preheat-{slug}"[:48].rstrip("-")
+
+
+def _sagemaker(n: _Node, root: Path, model: str) -> SageMakerConfig:
     d = SageMakerConfig()
     memory = n.int_("memoryMb", d.memory_mb, minimum=1024, maximum=6144)
     if memory not in _SAGEMAKER_MEMORY:
@@ -567,13 +595,13 @@ def _sagemaker(n: _Node, root: Path) -> SageMakerConfig:
         utilization_target=n.float_("utilizationTarget", d.utilization_target, minimum=0.1, maximum=0.9),
         endpoint_name=n.str_(
             "endpointName",
-            d.endpoint_name,
+            endpoint_name_for(model),
             pattern=_SAGEMAKER_NAME,
             hint="up to 48 lower-case letters, digits and '-'",
         ),
         image_uri=n.optional_str("imageUri"),
         context_dir=n.path_("contextDir", d.context_dir, root),
-        model_data=n.path_("modelData", d.model_data, root),
+        model_data=n.path_("modelData", build_paths.sagemaker_model_data(model), root),
     )
     n.done()
     return config
@@ -684,6 +712,16 @@ def controller_pc_mode(config: PreheatConfig) -> Literal["direct", "scheduled", 
     return mode
 
 
+def build_layers_command(config: PreheatConfig) -> str:
+    """The command that builds the layers and SageMaker artifacts of config's model, whatever cdk.json names."""
+    command = "preheat build layers"
+    if config.model != build_paths.DEFAULT_MODEL_NAME:
+        command += f" -c preheat:model={config.model}"
+    if config.models_dir.resolve() != build_paths.MODELS.resolve():
+        command += f" -c preheat:modelsDir={config.models_dir}"
+    return command
+
+
 def require_layers(config: PreheatConfig) -> tuple[Path, Path]:
     """The model and deps layer directories, or a ConfigError that says how to build them."""
     model = config.layers.model
@@ -697,7 +735,8 @@ def require_layers(config: PreheatConfig) -> tuple[Path, Path]:
         raise ConfigError(
             "Lambda layer directories are missing: "
             + "; ".join(missing)
-            + ". Run `preheat build layers` first, or point preheat.layers.model / preheat.layers.depsRoot at them."
+            + f". Run `{build_layers_command(config)}` first, or point preheat.layers.model / "
+            "preheat.layers.depsRoot at them."
         )
     return model, deps
 
@@ -716,8 +755,8 @@ def require_sagemaker(config: PreheatConfig, *, image: bool) -> Path:
         return sm.context_dir
     if not sm.model_data.is_file():
         raise ConfigError(
-            f"the SageMaker model data {sm.model_data} is missing. Build it (`preheat build layers` writes "
-            "build/sagemaker/model.tar.gz), point preheat.sagemaker.modelData at one, or turn SageMaker off "
+            f"the SageMaker model data {sm.model_data} is missing. Build it (`{build_layers_command(config)}` "
+            f"writes {sm.model_data.name}), point preheat.sagemaker.modelData at one, or turn SageMaker off "
             "with -c preheat:sagemaker.enabled=false"
         )
     return sm.model_data

@@ -10,17 +10,38 @@ PYPROJECT = ROOT / "pyproject.toml"
 FUNCTIONS = ROOT / "functions"
 BUILD = ROOT / "build"
 
-# Model directories (manifest.json + files), as written by `preheat build`.
+# Model directories (manifest.json + files), as written by `preheat build [--model SPEC --name NAME]`:
+# models/NAME/ (the slim model, what is served) and models/NAME-fp32/ (the exported original).
 MODELS = BUILD / "models"
 DEFAULT_MODEL_NAME = "minilm"
-DEFAULT_MODEL = MODELS / DEFAULT_MODEL_NAME  # the slim model, served by default
-FP32_MODEL = MODELS / f"{DEFAULT_MODEL_NAME}-fp32"  # the exported original, same layout
+FP32_SUFFIX = "-fp32"
+
+
+def model_dir(name: str, models: Path = MODELS) -> Path:
+    return models / name
+
+
+def fp32_model_dir(name: str, models: Path = MODELS) -> Path:
+    return models / f"{name}{FP32_SUFFIX}"
+
+
+DEFAULT_MODEL = model_dir(DEFAULT_MODEL_NAME)  # the slim model, served by default
+FP32_MODEL = fp32_model_dir(DEFAULT_MODEL_NAME)  # the exported original, same layout
 
 # Lambda layers, as directories (CDK's Code.from_asset zips them at synth); zips beside them are
 # only for size reports.
 LAYERS = BUILD / "layers"
-MODEL_LAYER = LAYERS / "model"  # holds model/ -> mounts at /opt/model
 MODEL_LAYER_MOUNT = "/opt/model"
+
+
+def model_layer(name: str) -> Path:
+    """The model layer of model NAME (holds model/ -> mounts at /opt/model). One per model, so that
+    switching `preheat:model` can never deploy the layer of the model served before."""
+    return LAYERS / f"model-{name}"
+
+
+DEFAULT_MODEL_LAYER = model_layer(DEFAULT_MODEL_NAME)
+
 DEPS_MOUNT = "/opt/python"
 LAMBDA_ARCHITECTURES = ("x86_64", "arm64")
 
@@ -39,7 +60,15 @@ DEPS_LOCAL = deps_layer("local")
 
 # SageMaker: the model archive (extracted to /opt/ml/model) and the container's docker build context.
 SAGEMAKER = BUILD / "sagemaker"
-SAGEMAKER_MODEL_TARBALL = SAGEMAKER / "model.tar.gz"
+
+
+def sagemaker_model_data(name: str) -> Path:
+    """model NAME's archive for SageMaker (extracted to /opt/ml/model), one per model as the layers."""
+    return SAGEMAKER / f"model-{name}.tar.gz"
+
+
+DEFAULT_MODEL_DATA = sagemaker_model_data(DEFAULT_MODEL_NAME)
+
 SAGEMAKER_CONTEXT = SAGEMAKER / "context"
 SAGEMAKER_DOCKERFILE = FUNCTIONS / "sagemaker" / "Dockerfile"
 

@@ -3,8 +3,9 @@ Lambda's task root and the layers, the way the python3.12 runtime would.
 
 `run_probe` starts `python -S -P` (no site-packages, no script directory on sys.path) with
 PYTHONPATH = task root + layer dirs and PYTHONDONTWRITEBYTECODE=1 (layers are read-only in Lambda).
-The child imports functions.inference.handler, posts one embeddings request through a Function URL
-event, fetches /openapi.json (the FastAPI fallback) and reports what it imported from where.
+The child imports functions.inference.handler, posts one request through a Function URL event (by
+default the model's own sample, layers/model_requests.py), fetches /openapi.json (the FastAPI
+fallback) and reports what it imported from where.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from layers import paths
+from layers.model_requests import ModelRequests, Request
 
 # Runs in the child. Keep it to the standard library until the handler import.
 _CHILD = r"""
@@ -49,9 +51,8 @@ def event(method, path, body):
         "body": body, "isBase64Encoded": False,
     }
 
-texts = json.loads(sys.argv[1])
-body = json.dumps({"input": texts, "model": "minilm"})
-embed = handler.handler(event("POST", "/v1/embeddings", body), Context())
+path, body = json.loads(sys.argv[1])
+served = handler.handler(event("POST", path, json.dumps(body)), Context())
 openapi = handler.handler(event("GET", "/openapi.json", None), Context())
 modules = {
     name: getattr(module, "__file__", None) or ""
@@ -65,7 +66,7 @@ cached = {
 }
 print("PROBE-RESULT " + json.dumps({
     "init_ms": init_ms, "sys_path": sys.path, "leaks": leaks,
-    "embed": embed, "openapi_status": openapi.get("statusCode"),
+    "served": served, "openapi_status": openapi.get("statusCode"),
     "modules": modules, "cached": cached, "cache_tag": sys.implementation.cache_tag,
 }))
 """
@@ -100,10 +101,12 @@ def run_probe(
     task: Path,
     layer_sites: list[Path],
     model_dir: Path,
-    texts: list[str],
+    request: Request | None = None,
     *,
     timeout: float = 240,
 ) -> ProbeResult:
+    """`request`: what to send (default: a sample request of the model in model_dir)."""
+    request = ModelRequests.of(model_dir).sample() if request is None else request
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(str(p) for p in [task, *layer_sites]),
@@ -116,7 +119,7 @@ def run_probe(
         "AWS_LAMBDA_FUNCTION_NAME": "preheat-probe",
     }
     result = subprocess.run(
-        [str(python), "-S", "-P", "-c", _CHILD, json.dumps(texts)],
+        [str(python), "-S", "-P", "-c", _CHILD, json.dumps([request.path, request.body])],
         env=env,
         cwd=str(task),
         capture_output=True,
@@ -129,13 +132,13 @@ def run_probe(
             f"the layer probe failed (exit {result.returncode}):\n{result.stderr[-4000:]}\n{result.stdout[-2000:]}"
         )
     data = json.loads(line.removeprefix("PROBE-RESULT "))
-    embed = data["embed"]
+    served = data["served"]
     return ProbeResult(
         init_ms=float(data["init_ms"]),
         sys_path=tuple(data["sys_path"]),
         leaks=tuple(data["leaks"]),
-        status=int(embed["statusCode"]),
-        body=json.loads(embed.get("body") or "{}"),
+        status=int(served["statusCode"]),
+        body=json.loads(served.get("body") or "{}"),
         openapi_status=int(data["openapi_status"] or 0),
         modules=dict(data["modules"]),
         cached=dict(data["cached"]),

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from functions.inference import manifest as manifests
 from functions.inference.errors import ConfigError
@@ -28,9 +31,11 @@ class SageMakerArtifacts:
     context: Path
 
 
-def pack_model(model_dir: Path, out: Path = paths.SAGEMAKER_MODEL_TARBALL) -> Sizes:
+def pack_model(model_dir: Path, out: Path | None = None) -> Sizes:
     """model.tar.gz with the model's files at its root, byte-for-byte reproducible; only a model
-    directory whose files match its manifest is packed."""
+    directory whose files match its manifest is packed. Default `out`: the archive of the model
+    directory's name (build/sagemaker/model-NAME.tar.gz)."""
+    out = paths.sagemaker_model_data(model_dir.name) if out is None else out
     if not (model_dir / manifests.MANIFEST_FILE).is_file():
         raise ConfigError(f"{model_dir} has no manifest.json: build the model first (`preheat build`)")
     manifest = manifests.load(model_dir)
@@ -80,10 +85,27 @@ def write_context(
     return out
 
 
-def build(model_dir: Path, *, tarball: Path = paths.SAGEMAKER_MODEL_TARBALL,
+def build(model_dir: Path, *, tarball: Path | None = None,
           context: Path = paths.SAGEMAKER_CONTEXT) -> SageMakerArtifacts:
+    tarball = paths.sagemaker_model_data(model_dir.name) if tarball is None else tarball
     sizes = pack_model(model_dir, tarball)
     return SageMakerArtifacts(tarball, sizes, write_context(context))
+
+
+def packed(tarball: Path) -> manifests.Manifest | None:
+    """The manifest of the model an archive holds, or None if it holds none (or is unreadable).
+    Reads up to manifest.json only, which comes early (pack_model sorts the entries)."""
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            for member in tar:
+                if member.isfile() and member.name.removeprefix("./") == manifests.MANIFEST_FILE:
+                    handle = tar.extractfile(member)
+                    if handle is None:
+                        return None
+                    return msgspec.json.decode(handle.read(), type=manifests.Manifest)
+    except (OSError, tarfile.TarError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return None
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -1,6 +1,6 @@
 """`preheat bench coldstart`: cold starts and warm latency for three functions, in one run.
 
-- default: preheat's handler (functions.inference.handler) with the default (slim) model;
+- default: preheat's handler (functions.inference.handler) with the slim model (--model, default preheat.model);
 - naive:   FastAPI + Mangum + Powertools Logger/Metrics/Tracer created eagerly, the fp32 model,
            default ONNX Runtime session options (functions/baselines/naive.py);
 - floor:   awslambdaric + the slim model + a bare handler (functions/baselines/floor.py).
@@ -21,7 +21,7 @@ another checkout, another model directory, extra environment) that takes turns w
 A/B of a change in one run.
 
 `--target` selects where the functions run; `lambda` is the local twin. `sagemaker` runs the same
-three functions and, beside them, a SageMaker Serverless endpoint in the twin serving the default
+three functions and, beside them, a SageMaker Serverless endpoint in the twin serving the same
 model with real `serve` containers: each cold sample discards its containers and calls
 `invoke_endpoint` through boto3; it reports process start -> /ping ready (ModelSetupTime), the
 client-seen first response, and warm latency (the `sagemaker` object of --json).
@@ -38,7 +38,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from layers.model_requests import ModelRequests, Request
 
 FUNCTIONS = ("default", "naive", "floor")
 # Targets (issue 16): the distance to the floor is what preheat controls; naive moves with the machine.
@@ -51,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold", type=int, default=20, help="cold starts per function (default 20)")
     parser.add_argument("--warm", type=int, default=100, help="warm requests per function (default 100)")
     parser.add_argument("--target", choices=sorted(TARGETS), default="lambda", help="where the functions run")
+    parser.add_argument("--model", metavar="NAME|DIR",
+                        help="a model name under build/models or a model directory (default: preheat.model in cdk.json)")
     parser.add_argument("--phases", action="store_true",
                         help="print the median of each init phase of default and floor, from their logs")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:code=DIR:model=DIR:K=V",
@@ -133,29 +138,35 @@ class Target(Protocol):
 class TwinTarget:
     """The three functions on the local twin, each behind its own HTTPS Function URL."""
 
-    def __init__(self, twin: Any, body: dict[str, Any], notes: dict[str, str], models: dict[str, str]) -> None:
+    def __init__(
+        self, twin: Any, body: dict[str, Any], notes: dict[str, str], models: dict[str, ModelRequests]
+    ) -> None:
         from scripts.twin.client import TwinClient, UrlClient
 
         self.twin: TwinClient = twin
         self.body = body
         self.notes = notes
-        self.models = models  # function -> the model name its requests ask for
+        self.models = models  # function -> requests for the model it serves (its route, its name)
         self.names = tuple(notes)
         self._warm: dict[str, UrlClient] = {}
+        self._sent: dict[str, int] = {}
 
     def describe(self, name: str) -> str:
         return self.notes[name]
 
-    def _body(self, name: str, text: str | None = None) -> dict[str, Any]:
-        return {**self.body, "model": self.models[name], **({"input": text} if text is not None else {})}
+    def _request(self, name: str, text: str | None = None) -> Request:
+        """The task's own route with `text` (tensor models: inputs new to this function each time)."""
+        self._sent[name] = self._sent.get(name, 0) + 1
+        return self.models[name].request(self._sent[name], text=self.body["input"] if text is None else text)
 
     def cold(self, name: str) -> Sample:
         function = f"bench-{name}"
         self.twin.reset(function)
         client = self.twin.url_client(function)
         client.connect()
+        request = self._request(name)
         try:
-            reply = client.request("POST", "/v1/embeddings", self._body(name))
+            reply = client.request("POST", request.path, request.body)
         finally:
             client.close()
         if reply.status != 200:
@@ -171,7 +182,8 @@ class TwinTarget:
         if client is None:
             client = self._warm[name] = self.twin.url_client(function)
             client.connect()
-        reply = client.request("POST", "/v1/embeddings", self._body(name, text))
+        request = self._request(name, text)
+        reply = client.request("POST", request.path, request.body)
         if reply.status != 200:
             raise RuntimeError(f"{function} answered {reply.status}: {reply.body[:300]!r}")
         return Warm(reply.ms, reply.headers.get("x-preheat-cache", "-"))
@@ -199,21 +211,22 @@ def lambda_twin(
     endpoints: tuple[Any, ...] = (),
     variants: tuple[Variant, ...] = (),
     naive: bool = True,
+    model: str | None = None,
 ) -> Iterator[TwinTarget]:
+    from layers.model_requests import ModelRequests
     from scripts.twin import state as twin_state
     from scripts.twin.client import TwinClient
-    from scripts.twin.config import DEFAULT_MODEL_DIR, TwinConfig, inference_function
-    from scripts.twin.models import ensure_default_model, model_name, naive_model_dir
+    from scripts.twin.config import TwinConfig, inference_function
+    from scripts.twin.models import naive_model_dir
 
-    ensure_default_model(root, console)
-    slim = root / DEFAULT_MODEL_DIR
-    naive_dir = naive_model_dir(root)
+    slim = bench_model(console, model)
+    naive_dir = naive_model_dir(root, slim)
     keep = 3600.0  # instances go only when a cold sample resets them
-    default = inference_function(root, name="bench-default", keep_alive_s=keep)
+    default = inference_function(root, name="bench-default", model_dir=slim, keep_alive_s=keep)
     slim_env = {"PREHEAT_MODEL_DIR": default.env["PREHEAT_MODEL_DIR"]}  # the same model, from the same place
     where = "built layers" if default.isolated else "local environment"
     notes = {"default": f"preheat handler, {default.env['PREHEAT_MODEL_DIR']} ({where})"}
-    models = {"default": model_name(slim)}
+    models = {"default": ModelRequests.of(slim)}
     extra = []
     for variant in variants:
         spec = inference_function(
@@ -227,7 +240,7 @@ def lambda_twin(
             f"{variant.model_dir or spec.env['PREHEAT_MODEL_DIR']}"
             + "".join(f", {k}={v}" for k, v in variant.env)
         )
-        models[variant.label] = model_name(variant.model_dir or slim)
+        models[variant.label] = ModelRequests.of(variant.model_dir or slim)
     functions = (
         default,
         *extra,
@@ -262,10 +275,11 @@ def lambda_twin(
     with console.status("starting the local twin with default, naive and floor…"):
         state, _ = twin_state.start(config, cwd=root)
     if naive:
-        notes["naive"] = f"FastAPI+Mangum+Powertools, default ORT options, {naive_dir.relative_to(root)}"
-        models["naive"] = model_name(naive_dir)
+        shown = naive_dir.relative_to(root) if naive_dir.is_relative_to(root) else naive_dir
+        notes["naive"] = f"FastAPI+Mangum+Powertools, default ORT options, {shown}"
+        models["naive"] = ModelRequests.of(naive_dir)
     notes["floor"] = f"bare handler, {default.env['PREHEAT_MODEL_DIR']}"
-    models["floor"] = model_name(slim)
+    models["floor"] = models["default"]
     target = TwinTarget(
         TwinClient(state), {"input": "The quick brown fox jumps over the lazy dog."}, notes, models
     )
@@ -274,6 +288,17 @@ def lambda_twin(
     finally:
         target.close()
         twin_state.stop(state_dir)
+
+
+def bench_model(console: Any, model: str | None) -> Path:
+    """The model directory to measure: --model, else preheat.model (the default is built if missing)."""
+    from infra.config import ConfigError
+    from scripts.twin.models import chosen_model
+
+    try:
+        return chosen_model(model, console=console, build_default=True)[1].directory
+    except ConfigError as exc:
+        raise SystemExit(f"preheat bench coldstart: {exc}") from None
 
 
 SAGEMAKER_ENDPOINT = "bench-sagemaker"
@@ -287,6 +312,8 @@ class SageMakerTwinTarget:
         self.functions = functions
         self.twin = functions.twin
         self.body = functions.body
+        self.requests = functions.models["default"]
+        self._sent = 0
         self.endpoint = endpoint
         self.model_dir = model_dir
         self.runtime = self.twin.boto3_client(
@@ -306,7 +333,10 @@ class SageMakerTwinTarget:
         return self.functions.phases(names)
 
     def _invoke(self, text: str | None = None) -> float:
-        payload = json.dumps({**self.body, **({"input": text} if text is not None else {})}).encode()
+        from layers.model_requests import INVOCATIONS
+
+        self._sent += 1  # tensor models: new inputs each time; text tasks: `text`
+        payload = self.requests.request(self._sent, INVOCATIONS, text=self.body["input"] if text is None else text).json()
         started = time.perf_counter()
         response = self.runtime.invoke_endpoint(
             EndpointName=self.endpoint,
@@ -367,27 +397,32 @@ class SageMakerTwinTarget:
 
 @contextmanager
 def sagemaker_twin(
-    root: Path, state_dir: Path, console: Any, variants: tuple[Variant, ...] = (), naive: bool = True
+    root: Path,
+    state_dir: Path,
+    console: Any,
+    variants: tuple[Variant, ...] = (),
+    naive: bool = True,
+    model: str | None = None,
 ) -> Iterator[SageMakerTwinTarget]:
-    """The lambda target's twin with a SageMaker Serverless endpoint serving the default model beside it."""
+    """The lambda target's twin with a SageMaker Serverless endpoint serving the same model beside it."""
     from functions.sagemaker.endpoint import ServerlessEndpoint
-    from scripts.twin.config import DEFAULT_MODEL_DIR
-    from scripts.twin.models import ensure_default_model
     from scripts.twin.sagemaker_config import EndpointSpec
 
-    ensure_default_model(root, console)
+    model_dir = bench_model(console, model)
     # keep_alive: containers go only when a cold sample resets them.
     # One intra-op thread, as the Lambda functions get at 2048 MB (one vCPU), so the two compare like for like.
     spec = EndpointSpec(
         ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
-        root / DEFAULT_MODEL_DIR,
+        model_dir,
         keep_alive_s=3600.0,
     )
-    with lambda_twin(root, state_dir, console, endpoints=(spec,), variants=variants, naive=naive) as functions:
-        yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(DEFAULT_MODEL_DIR))
+    with lambda_twin(
+        root, state_dir, console, endpoints=(spec,), variants=variants, naive=naive, model=model
+    ) as functions:
+        yield SageMakerTwinTarget(functions, SAGEMAKER_ENDPOINT, str(model_dir))
 
 
-# --target name -> (root, state_dir, console, variants=, naive=) -> a context manager yielding a Target.
+# --target name -> (root, state_dir, console, variants=, naive=, model=) -> a context manager yielding a Target.
 TARGETS: dict[str, Callable[..., AbstractContextManager[Target]]] = {
     "lambda": lambda_twin,
     "sagemaker": sagemaker_twin,
@@ -407,7 +442,9 @@ def run(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=130)
     root = Path.cwd()
     started = time.perf_counter()
-    context = TARGETS[args.target](root, args.state_dir, console, variants=variants, naive=not args.skip_naive)
+    context = TARGETS[args.target](
+        root, args.state_dir, console, variants=variants, naive=not args.skip_naive, model=args.model
+    )
     with context as target:
         names: tuple[str, ...] = getattr(target, "names", FUNCTIONS)
         series = {name: Series(note=target.describe(name)) for name in names}

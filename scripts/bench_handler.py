@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from layers import paths
-
 COLD_HANDLER = """
 import json, sys, time
 from types import SimpleNamespace
@@ -37,7 +35,7 @@ import json, sys, time
 started = time.monotonic()
 import functions.baselines.floor as f
 ready = time.monotonic()
-f.embed([json.loads(json.loads(sys.argv[1])["body"])["input"]])
+f.answer(json.loads(json.loads(sys.argv[1])["body"]))
 done = time.monotonic()
 print(json.dumps({"started": started, "ready": ready, "done": done}))
 """
@@ -48,12 +46,12 @@ from types import SimpleNamespace
 import functions.inference.handler as h
 import functions.baselines.floor as f
 events = json.loads(sys.stdin.read())
-texts = [json.loads(e["body"])["input"] for e in events]
+payloads = [json.loads(e["body"]) for e in events]  # what the floor gets: the request, decoded
 ctx = SimpleNamespace(aws_request_id="bench")
 warmup = int(sys.argv[1])
 handler_ms, floor_ms = [], []
 clock = time.perf_counter
-for i, (event, text) in enumerate(zip(events, texts)):
+for i, (event, payload) in enumerate(zip(events, payloads)):
     first_handler = i % 2 == 0
     for which in ((0, 1) if first_handler else (1, 0)):
         t = clock()
@@ -61,7 +59,7 @@ for i, (event, text) in enumerate(zip(events, texts)):
             status = h.handler(event, ctx)["statusCode"]
             assert status == 200, status
         else:
-            f.embed([text])
+            f.answer(payload)
         elapsed = (clock() - t) * 1000
         if i >= warmup:
             (handler_ms if which == 0 else floor_ms).append(elapsed)
@@ -70,7 +68,9 @@ print(json.dumps({"handler": handler_ms, "floor": floor_ms}))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, default=paths.DEFAULT_MODEL)
+    parser.add_argument("--model", metavar="NAME|DIR",
+                        help="a model name under build/models or a model directory (default: preheat.model in cdk.json)")
+    parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)  # the flag before --model
     parser.add_argument("--cold", type=int, default=15, help="fresh processes per side")
     parser.add_argument("--warm", type=int, default=600, help="measured warm calls per side (>= 500)")
     parser.add_argument("--threads", type=int, default=1, help="PREHEAT_THREADS for both sides")
@@ -100,14 +100,23 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from infra.config import ConfigError
+    from layers.model_requests import ModelRequests
     from scripts.bench_texts import describe, distinct_texts
     from scripts.events import function_url_event
+    from scripts.twin.models import chosen_model
 
     console = Console()
-    model_dir = args.model_dir.resolve()
-    if not (model_dir / "manifest.json").is_file():
-        console.print(f"[red]{model_dir} has no model[/]: run `preheat build` first")
+    try:
+        _, model = chosen_model(str(args.model_dir.resolve()) if args.model_dir else args.model)
+    except ConfigError as exc:
+        console.print(f"[red]no model to measure:[/] {exc}")
         return 2
+    model_dir = model.directory.resolve()
+    warmup = 50
+    # Distinct texts (the handler's cache is off too): every call runs the model, as the floor's do.
+    texts = distinct_texts(args.warm + warmup + 1)
+    requests = ModelRequests(model.manifest)
     env = {
         **os.environ,
         "PREHEAT_MODEL_DIR": str(model_dir),
@@ -116,15 +125,13 @@ def run(args: argparse.Namespace) -> int:
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769",
     }
 
-    def event(text: str) -> dict[str, Any]:
-        body = json.dumps({"input": text, "model": "minilm"}).encode()
-        return function_url_event("POST", "/v1/embeddings", body, {"content-type": "application/json"})
+    def event(i: int) -> dict[str, Any]:
+        # The task's own route, and inputs that differ per request: every warm call runs the model.
+        request = requests.request(i, text=texts[i])
+        return function_url_event("POST", request.path, request.json(), {"content-type": "application/json"})
 
-    first = json.dumps(event("A short sentence for the first request of a fresh instance."))
+    first = json.dumps(event(0))
     samples: dict[str, list[dict[str, float]]] = {"handler": [], "floor": []}
-    warmup = 50
-    # Distinct texts (the handler's cache is off too): every call runs the model, as the floor's do.
-    texts = distinct_texts(args.warm + warmup)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("cold starts (fresh processes)", total=2 * args.cold)
         for i in range(args.cold):
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         progress.add_task(f"warm: {args.warm} calls per side, alternating", total=None)
         out = subprocess.run(
             [sys.executable, "-c", WARM, str(warmup)],
-            input=json.dumps([event(t) for t in texts]),
+            input=json.dumps([event(i) for i in range(1, args.warm + warmup + 1)]),
             env=env,
             capture_output=True,
             text=True,
@@ -159,17 +166,20 @@ def run(args: argparse.Namespace) -> int:
     floor = _summary(samples["floor"], warm["floor"])
     result = {
         "model_dir": str(model_dir),
+        "model": model.manifest.name,
+        "task": model.manifest.task,
+        "route": requests.path,
         "threads": args.threads,
         "cold_samples": args.cold,
         "warm_calls": len(warm["handler"]),
-        "warm_texts": describe(),
+        "warm_texts": describe() if model.manifest.text is not None else "tensors drawn from the declared shapes, new per request",
         "handler": handler,
         "floor": floor,
         "cold_ratio_p50": handler["cold_p50_ms"] / floor["cold_p50_ms"],
         "warm_overhead_p50_ms": handler["warm_p50_ms"] - floor["warm_p50_ms"],
         "targets": {"cold_ratio_p50_max": 1.5, "warm_overhead_p50_ms_max": 0.3},
     }
-    table = Table(title=f"Lambda handler vs floor — {model_dir.name}, {args.threads} thread(s), ms")
+    table = Table(title=f"Lambda handler vs floor — {model.describe()} on {requests.path}, {args.threads} thread(s), ms")
     for column in ("", "cold p50", "cold p99", "init p50", "warm p50", "warm p99"):
         table.add_column(column, justify="right")
     for name, row in (("handler", handler), ("floor", floor)):

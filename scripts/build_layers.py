@@ -1,6 +1,11 @@
 """`preheat build layers`: Lambda layers (model, deps for x86_64 and arm64, deps for the local Python),
 the function's code with Python 3.12 bytecode, the SageMaker model.tar.gz and container context, with a
-size report against Lambda's limits."""
+size report against Lambda's limits.
+
+The model is the stack's: cdk.json's `preheat.model` with the same `-c KEY=VALUE` overrides synth
+takes (or `--model NAME|DIR`), and its layer and archive go where synth reads them (preheat.layers.model,
+preheat.sagemaker.modelData: by default build/layers/model-NAME and build/sagemaker/model-NAME.tar.gz,
+one per model, so that switching models never deploys the layer of another)."""
 
 from __future__ import annotations
 
@@ -23,7 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which deps layers to build (default: all)",
     )
     parser.add_argument(
-        "--model", type=Path, default=paths.DEFAULT_MODEL, help="model directory for the model layer"
+        "--model",
+        metavar="NAME|DIR",
+        help="the model for the model layer and SageMaker archive: a name under build/models, or a model "
+        "directory (default: preheat.model in cdk.json's context)",
+    )
+    parser.add_argument(
+        "-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+        help="a CDK context override, as `cdk synth -c` takes it (e.g. -c preheat:model=NAME); repeat",
     )
     parser.add_argument(
         "--rebuild", action="store_true", help="rebuild deps layers even if their inputs are unchanged"
@@ -34,19 +46,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from functions.inference import manifest as manifests
-    from functions.inference.errors import ModelLoadError
+    from infra.config import ConfigError
     from layers import bytecode, deps_layer, limits, model_layer, sagemaker_artifacts
     from layers import function_code as function_code_bundle
     from layers.archive import unzipped_bytes
+    from scripts.twin.models import chosen_model
 
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
     console = Console() if sys.stdout.isatty() else Console(width=150)
     started = time.perf_counter()
     try:
-        manifests.load(args.model)
-    except ModelLoadError as exc:
-        console.print(f"[red]no model to package:[/] {exc}. Run `preheat build` first.")
+        config, chosen = chosen_model(args.model, args.context)
+    except ConfigError as exc:
+        console.print(f"[red]no model to package:[/] {exc}")
         return 1
     table = Table(title="Lambda layers and SageMaker artifacts")
     for column in ("artifact", "files", "unzipped MB", "zipped MB", "notes"):
@@ -58,14 +70,14 @@ def run(args: argparse.Namespace) -> int:
             status.update(f"[bold]{message}[/]  ({time.perf_counter() - started:.0f} s)")
             console.log(message)
 
-        progress(f"model layer from {args.model}")
-        model = model_layer.build(args.model)
+        progress(f"model layer from {chosen.directory}")
+        model = model_layer.build(chosen.directory, config.layers.model)
         table.add_row(
-            str(model.layer_dir.relative_to(paths.ROOT)),
+            _shown(model.layer_dir),
             str(model.sizes.files),
             f"{model.sizes.unzipped / limits.MB:.1f}",
             f"{model.sizes.zipped / limits.MB:.1f}",
-            f"{model.model_name} -> {paths.MODEL_LAYER_MOUNT}",
+            f"{chosen.describe()} -> {paths.MODEL_LAYER_MOUNT}",
         )
         checks.append(
             limits.Check(
@@ -125,13 +137,13 @@ def run(args: argparse.Namespace) -> int:
                     ),
                 ]
         progress("SageMaker model.tar.gz and container context")
-        sagemaker = sagemaker_artifacts.build(args.model)
+        sagemaker = sagemaker_artifacts.build(chosen.directory, tarball=config.sagemaker.model_data)
         table.add_row(
-            str(sagemaker.tarball.relative_to(paths.ROOT)),
+            _shown(sagemaker.tarball),
             str(sagemaker.tarball_sizes.files),
             f"{sagemaker.tarball_sizes.unzipped / limits.MB:.1f}",
             f"{sagemaker.tarball_sizes.zipped / limits.MB:.1f}",
-            "extracted to /opt/ml/model",
+            f"{chosen.describe()} -> /opt/ml/model",
         )
         table.add_row(
             str(sagemaker.context.relative_to(paths.ROOT)),
@@ -149,5 +161,9 @@ def run(args: argparse.Namespace) -> int:
             f"[red]{len(over)} artifact(s) over Lambda's limits:[/] slim the deps (layers/prune.py) or the model"
         )
         return 1
-    console.print(f"[green]layers built[/] in {time.perf_counter() - started:.0f} s")
+    console.print(f"[green]layers built[/] for model {chosen.describe()} in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(paths.ROOT)) if path.is_relative_to(paths.ROOT) else str(path)

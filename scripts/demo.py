@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+SM_PHASES = ("cold+provisioned", "warm")
 ROUND_CHANGES = ("on-demand only", "provisioned concurrency 1, SageMaker's raised",
                  "provisioned concurrency N, a burst past it", "reserved concurrency N, a burst of 2N (throttles)")
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     from scripts.twin import state as twin_state
     from scripts.twin.config import DEFAULT_FUNCTION
-    from scripts.twin.models import ensure_default_model, model_name
+    from infra.config import ConfigError
+    from scripts.twin.models import chosen_model
     from scripts.twin.stack import default_config
 
     if min(args.rounds, args.burst, args.warm, args.repeats, args.provisioned) < 1 or args.round_seconds <= 0:
@@ -61,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
     # A log or a CI page is not a terminal: give the tables room instead of rich's 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=120)
     root = Path.cwd()
-    model_dir = ensure_default_model(root, console)
-    stack = default_config(root, state_dir=args.state_dir)
+    try:  # the model cdk.json's context names (the default, built on first use, unless changed)
+        stack_config, model = chosen_model(None, root=root, console=console, build_default=True)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    model_dir = model.directory
+    stack = default_config(root, stack=stack_config, state_dir=args.state_dir)
     inference = stack.function(DEFAULT_FUNCTION)
     assert inference is not None
     config = dataclasses.replace(
@@ -81,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                   + (f"; SageMaker endpoint {endpoint}" if endpoint else ""), highlight=False)
     try:
         _record(console, state)
-        demo = Demo(console, state, args, model_name(model_dir), endpoint)
+        demo = Demo(console, state, args, model_dir, endpoint)
         demo.sm_provisioned = (config.endpoints[0].endpoint.provisioned_concurrency or 0) if config.endpoints else 0
         code = demo.run()
         _draw_dashboard(console, state, demo.started_utc)
@@ -92,13 +98,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 class Demo:
-    def __init__(self, console: Any, state: Any, args: argparse.Namespace, model: str, endpoint: str | None) -> None:
+    def __init__(self, console: Any, state: Any, args: argparse.Namespace, model_dir: Path, endpoint: str | None) -> None:
+        from layers.model_requests import ModelRequests
         from scripts.twin.client import TwinClient
 
         self.console = console
         self.state = state
         self.args = args
-        self.model = model
+        self.requests = ModelRequests.of(model_dir)  # the task's own route and body, whatever the model
+        self.model = self.requests.name
         self.endpoint = endpoint
         self.twin = TwinClient(state)
         self.lam = self.twin.boto3_client("lambda", retries={"total_max_attempts": 1})
@@ -151,11 +159,12 @@ class Demo:
         from scripts.twin.config import DEFAULT_FUNCTION
         from scripts.twin.traffic import burst, steady
 
-        args, twin, path = self.args, self.twin, "/v1/embeddings"
+        args, twin, path = self.args, self.twin, self.requests.path
         fn = DEFAULT_FUNCTION
+        first = (number + 1) * 10_000  # each round's inputs are new, so its warm requests run the model
 
-        def text(i: int) -> dict[str, str]:  # a new text per request: the model runs every time
-            return {"input": f"Round {number + 1}, request {i}: how warm is this instance right now?", "model": self.model}
+        def text(i: int) -> dict[str, Any]:
+            return self.requests.request(first + 10 + i).body
 
         twin.reset(fn)  # on-demand instances go: the next request is cold
         if self.endpoint:
@@ -216,7 +225,8 @@ class Demo:
         barrier = threading.Barrier(n) if concurrent else None
 
         def call(i: int) -> dict[str, Any]:
-            body = json.dumps({"input": f"Round {number + 1}, SageMaker request {phase} {i}", "model": self.model})
+            index = 500_000 + (number + 1) * 10_000 + 1_000 * SM_PHASES.index(phase) + i  # new inputs each call
+            body = json.dumps(self.requests.request(index, "/invocations").body)
             if barrier is not None:
                 barrier.wait()
             t = time.perf_counter()

@@ -34,7 +34,9 @@ LOCAL_IMAGE = "preheat-sagemaker:local"  # what the twin records; it runs `serve
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="preheat-inference", help="endpoint name (the model is NAME-model)")
-    parser.add_argument("--model-dir", type=Path, default=paths.DEFAULT_MODEL)
+    parser.add_argument("--model", metavar="NAME|DIR",
+                        help="a model name under build/models or a model directory (default: preheat.model in cdk.json)")
+    parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)  # the flag before --model
     parser.add_argument("--memory", type=int, default=2048, choices=MEMORY_SIZES_MB, help="MemorySizeInMB")
     parser.add_argument("--max-concurrency", type=int, default=5, help="MaxConcurrency (1-200)")
     parser.add_argument("--provisioned", type=int, help="ProvisionedConcurrency (default: none)")
@@ -150,21 +152,26 @@ def run(args: argparse.Namespace) -> int:
     import boto3
     from rich.console import Console
 
+    from infra.config import ConfigError as StackConfigError
+    from layers.model_requests import INVOCATIONS, ModelRequests
+    from scripts.twin.models import chosen_model
     from scripts.twin.state import read_state
 
     console = Console()
     root = Path.cwd()
     try:
+        config, model = chosen_model(str(args.model_dir.resolve()) if args.model_dir else args.model)
         endpoint = endpoint_from_args(args)
-        with console.status(f"packing {args.model_dir} into {paths.SAGEMAKER_MODEL_TARBALL}…"):
-            tarball = paths.SAGEMAKER_MODEL_TARBALL
-            artifacts.pack_model(args.model_dir, tarball)
-            context = artifacts.write_context(paths.SAGEMAKER_CONTEXT, args.model_dir)
-    except ConfigError as exc:
+        tarball = config.sagemaker.model_data
+        with console.status(f"packing {model.describe()} from {model.directory} into {tarball}…"):
+            artifacts.pack_model(model.directory, tarball)
+            context = artifacts.write_context(paths.SAGEMAKER_CONTEXT, model.directory)
+    except (ConfigError, StackConfigError) as exc:
         console.print(f"[red]{exc}[/]")
         return 2
-    console.print(f"model  {tarball.relative_to(root)} ({tarball.stat().st_size / 1e6:.1f} MB)")
-    console.print(f"image  docker build -t preheat-sagemaker {context.relative_to(root)}   "
+    console.print(f"model  {model.describe()}: {_shown(tarball, root)} ({tarball.stat().st_size / 1e6:.1f} MB)",
+                  highlight=False)
+    console.print(f"image  docker build -t preheat-sagemaker {_shown(context, root)}   "
                   f"(--target baked: the model in the image)", highlight=False)
     if args.context_only:
         return 0
@@ -196,8 +203,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  memory {endpoint.memory_mb} MB, max concurrency {endpoint.max_concurrency}, provisioned "
                   f"{endpoint.provisioned_concurrency or 0}; model {model_data_url}", highlight=False)
     where = f"endpoint_url='{endpoint_url}', " if endpoint_url else ""
+    body = ModelRequests(model.manifest).sample(INVOCATIONS).json().decode()
     console.print("\ntry:", style="bold")
     console.print(f"  boto3.client('sagemaker-runtime', {where}region_name='{boto_session.region_name}')"
                   f".invoke_endpoint(EndpointName='{endpoint.name}', ContentType='application/json', "
-                  "Body='{\"input\": \"hello world\"}')", soft_wrap=True, highlight=False)
+                  f"Body='{body}')", soft_wrap=True, highlight=False)
     return 0
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -4,6 +4,10 @@ No framework, no checks, no metrics: import, create the session, tokenize, run, 
 beside preheat's handler, in the same way, so that preheat's overhead is a measured difference.
 It reads the same model directory and loads it with the same session settings (threads and graph
 optimization level), so the only difference left is what preheat adds.
+
+Any task of the manifest: `embed` (text-embedding), `classify` (text-classification: texts, or
+[text, text_pair] pairs), `infer` (tensor: arrays in, arrays out); `answer` takes the body a client
+sends to the task's route (/v1/embeddings, /v1/classify, /v2/models/NAME/infer), decoded.
 """
 
 from __future__ import annotations
@@ -26,9 +30,6 @@ _PHASES.mark("import numpy")
 import onnxruntime as ort  # noqa: E402
 
 _PHASES.mark("import onnxruntime")
-from tokenizers import Tokenizer  # noqa: E402
-
-_PHASES.mark("import tokenizers")
 MODEL_DIR = os.environ.get("PREHEAT_MODEL_DIR", "/opt/model")
 with open(os.path.join(MODEL_DIR, "manifest.json"), encoding="utf-8") as _f:
     _MANIFEST = json.load(_f)
@@ -47,26 +48,43 @@ _options.graph_optimization_level = {
 SESSION = ort.InferenceSession(
     os.path.join(MODEL_DIR, _MANIFEST["model_file"]), _options, providers=["CPUExecutionProvider"]
 )
-_TEXT, _EMBEDDING = _MANIFEST["text"], _MANIFEST["embedding"]
-_ROLES = {name: role for role, name in _TEXT["feeds"].items()}  # graph input -> ids | mask | type_ids
-_OUTPUT = _EMBEDDING["output"]
+_TASK = _MANIFEST["task"]
+_TEXT = _MANIFEST.get("text")  # text tasks
+_EMBEDDING, _CLASSIFICATION = _MANIFEST.get("embedding"), _MANIFEST.get("classification")
+_DTYPES = {i["name"]: i["dtype"] for i in _MANIFEST["inputs"]}
 _PHASES.mark("session")
-TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _TEXT["tokenizer"]))
-TOKENIZER.no_padding()
-TOKENIZER.enable_truncation(max_length=_TEXT["max_tokens"])
-_PHASES.mark("tokenizer")
+if _TEXT is not None:
+    from tokenizers import Tokenizer  # text tasks only, as preheat's runtime
+
+    _PHASES.mark("import tokenizers")
+    _ROLES = {name: role for role, name in _TEXT["feeds"].items()}  # graph input -> ids | mask | type_ids
+    _OUTPUT = (_EMBEDDING or _CLASSIFICATION)["output"]
+    _PAIRS = _TEXT.get("pairs", False)
+    TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _TEXT["tokenizer"]))
+    TOKENIZER.no_padding()
+    TOKENIZER.enable_truncation(max_length=_TEXT["max_tokens"])
+    _PHASES.mark("tokenizer")
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    encodings = TOKENIZER.encode_batch(texts)
+def _run_text(items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids (and segment ids, for pairs) -> the graph's output, and the attention mask."""
+    encodings = TOKENIZER.encode_batch(items)
     width = max(len(e.ids) for e in encodings)
-    ids = np.full((len(texts), width), _TEXT["pad_id"], dtype=np.int64)
-    mask = np.zeros((len(texts), width), dtype=np.int64)
+    ids = np.full((len(items), width), _TEXT["pad_id"], dtype=np.int64)
+    mask = np.zeros((len(items), width), dtype=np.int64)
+    types = np.zeros((len(items), width), dtype=np.int64)
     for row, enc in enumerate(encodings):
         ids[row, : len(enc.ids)] = enc.ids
         mask[row, : len(enc.ids)] = 1
-    feeds = {"ids": ids, "mask": mask, "type_ids": np.zeros_like(ids)}
-    hidden = SESSION.run([_OUTPUT], {name: feeds[role] for name, role in _ROLES.items()})[0]
+        if _PAIRS:
+            types[row, : len(enc.ids)] = enc.type_ids
+    feeds = {"ids": ids, "mask": mask, "type_ids": types}
+    named = {name: feeds[role].astype(_DTYPES[name], copy=False) for name, role in _ROLES.items()}
+    return SESSION.run([_OUTPUT], named)[0], mask
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    hidden, mask = _run_text(texts)
     if _EMBEDDING["pooling"] == "none":
         pooled = hidden
     elif _EMBEDDING["pooling"] == "cls":
@@ -79,12 +97,40 @@ def embed(texts: list[str]) -> np.ndarray:
     return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)  # type: ignore[no-any-return]
 
 
+def classify(items: list[Any]) -> np.ndarray:
+    """Texts, or [text, text_pair] pairs for cross-encoders -> scores [n, labels]."""
+    logits, _ = _run_text([tuple(i) if isinstance(i, list) else i for i in items])
+    logits = logits.reshape(len(items), -1).astype(np.float32)
+    if _CLASSIFICATION["activation"] == "sigmoid":
+        return 1 / (1 + np.exp(-logits))  # type: ignore[no-any-return]
+    if _CLASSIFICATION["activation"] == "softmax":
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+    return logits
+
+
+def infer(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return SESSION.run(None, feeds)  # type: ignore[no-any-return]
+
+
+def answer(payload: dict[str, Any]) -> Any:
+    """The body of a request to the task's own route, decoded -> the model's answer (arrays)."""
+    if _TASK == "tensor":
+        return infer(
+            {t["name"]: np.asarray(t["data"], dtype=_DTYPES[t["name"]]).reshape(t["shape"]) for t in payload["inputs"]}
+        )
+    values = payload["input"] if isinstance(payload["input"], list) else [payload["input"]]
+    return embed(values) if _TASK == "text-embedding" else classify(values)
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Takes a Function URL event or a bare {"input": ...}; answers {"data": [[...], ...]}."""
+    """Takes a Function URL event or a bare request body; answers {"data": [[...], ...]} (a list of
+    outputs for tensor models)."""
     body = event.get("body")
     payload = json.loads(body) if isinstance(body, str) else event
-    texts = payload["input"] if isinstance(payload["input"], list) else [payload["input"]]
-    return {"statusCode": 200, "body": json.dumps({"data": embed(texts).tolist()})}
+    result = answer(payload)
+    data = [a.tolist() for a in result] if isinstance(result, list) else result.tolist()
+    return {"statusCode": 200, "body": json.dumps({"data": data})}
 
 
 _PHASES.emit(os.environ.get("POWERTOOLS_SERVICE_NAME", "floor"))

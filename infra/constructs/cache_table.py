@@ -19,7 +19,7 @@ CACHE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
 @dataclass(frozen=True)
 class CacheTableProps:
     point_in_time_recovery: bool = True
-    # Cached embeddings can always be recomputed, so the table goes with the stack.
+    # Cached answers can always be recomputed, so the table goes with the stack.
     removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY
 
 

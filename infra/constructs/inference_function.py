@@ -16,6 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import nag
+from infra.built_model import BuiltModel
 from infra.config import ConfigError, LambdaConfig
 from infra.constructs.code import inference_code
 
@@ -36,6 +37,7 @@ class InferenceFunctionProps:
     service: str
     namespace: str
     root: Path  # repository root (function code, and the image build context)
+    model: BuiltModel  # the model the layer holds (infra/built_model.py checked it does)
     model_layer: Path  # a directory holding model/
     deps_layer: Path  # a directory holding python/
     alias: bool = True  # False only where aliases cannot be created (moto)
@@ -76,7 +78,7 @@ class InferenceFunction(Construct):
             "role": self.role,
             "log_group": self.log_group,
             "logging_format": lambda_.LoggingFormat.TEXT,  # EMF lines must reach the log stream verbatim
-            "description": f"preheat inference ({props.service})",
+            "description": f"preheat inference ({props.service}): model {props.model.describe()}",
         }
         self.model_layer: lambda_.LayerVersion | None = None
         self.deps_layer: lambda_.LayerVersion | None = None
@@ -102,7 +104,7 @@ class InferenceFunction(Construct):
                 "ModelLayer",
                 code=lambda_.Code.from_asset(str(props.model_layer)),
                 compatible_runtimes=[runtime],
-                description="the model directory (mounts at /opt/model)",
+                description=f"model {props.model.describe()}, id {props.model.model_id[:12]} (mounts at /opt/model)",
             )
             self.deps_layer = lambda_.LayerVersion(
                 self,

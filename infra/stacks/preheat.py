@@ -12,6 +12,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra import dashboard as spec
+from infra.built_model import require_model, require_model_data, require_model_layer
 from infra.config import ROOT, PreheatConfig, controller_pc_mode, require_layers, require_sagemaker
 from infra.constructs.cache_table import CacheTable, CacheTableProps
 from infra.constructs.inference_function import SCALING_TAG, InferenceFunction, InferenceFunctionProps
@@ -48,7 +49,10 @@ class PreheatStack(cdk.Stack):
             env=env,
             description="preheat: serverless ML inference without paying for cold starts",
         )
+        # The model first: an unbuilt one is told how to build it, then its layers how to build them.
+        model = require_model(config)
         model_layer, deps_layer = require_layers(config)
+        require_model_layer(config, model)
         lam = config.lambda_
         self.cache = CacheTable(self, "Cache", CacheTableProps()) if config.cache.table else None
         cache_env = cache_environment(config.cache, self.cache.table_name if self.cache is not None else None)
@@ -60,6 +64,7 @@ class PreheatStack(cdk.Stack):
                 service=config.service,
                 namespace=config.namespace,
                 root=root,
+                model=model,
                 model_layer=model_layer,
                 deps_layer=deps_layer,
                 alias=not config.moto,
@@ -80,6 +85,7 @@ class PreheatStack(cdk.Stack):
             else:
                 image = ImageFromContext(require_sagemaker(config, image=True))
             require_sagemaker(config, image=False)
+            require_model_data(config, model)
             self.endpoint = ServerlessEndpoint(
                 self,
                 "SageMaker",
@@ -138,6 +144,7 @@ class PreheatStack(cdk.Stack):
         )
 
         cdk.CfnOutput(self, "FunctionName", value=self.inference.function.function_name)
+        cdk.CfnOutput(self, "ModelName", value=model.manifest.name, description=model.describe())
         if self.inference.url is not None:
             cdk.CfnOutput(self, "FunctionUrl", value=self.inference.url.url)
         if self.cache is not None:

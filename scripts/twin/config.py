@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from layers import model_layer as built_layers
 from layers import paths
 from scripts.twin.sagemaker_config import EndpointConfigError, EndpointSpec
 
@@ -286,11 +287,15 @@ def _decode(cls: type[Any], data: Any, where: str) -> Any:
 # Build outputs, relative to the repository root (the cross-issue contract for layers and models).
 # Relative to a repository root (tests pass their own roots); layers/paths.py is the contract.
 DEPS_LOCAL_LAYER = paths.DEPS_LOCAL.relative_to(paths.ROOT)  # holds python/
-MODEL_LAYER = paths.MODEL_LAYER.relative_to(paths.ROOT)  # holds model/ (mounts at /opt/model)
 DEFAULT_MODEL_DIR = paths.DEFAULT_MODEL.relative_to(paths.ROOT)
 FP32_MODEL_DIR = paths.FP32_MODEL.relative_to(paths.ROOT)
 
 DEFAULT_FUNCTION = "preheat-inference"
+
+
+def model_layer_dir(root: Path, model: str) -> Path:
+    """Model `model`'s layer under `root` (holds model/, mounts at /opt/model)."""
+    return root / paths.model_layer(model).relative_to(paths.ROOT)
 
 
 def inference_function(
@@ -299,23 +304,27 @@ def inference_function(
     name: str = DEFAULT_FUNCTION,
     handler: str = "functions.inference.handler.handler",
     model_dir: Path | None = None,
+    model_layer: Path | None = None,
     env: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> FunctionSpec:
-    """A function serving a model, run from the built layers when they exist (as Lambda would), else
-    from this environment's packages and `model_dir` (default: build/models/minilm)."""
+    """A function serving the model in `model_dir` (default: build/models/minilm), run from the built
+    layers when they exist (as Lambda would), else from this environment's packages. The model comes
+    from its layer (`model_layer`, default build/layers/model-NAME) at /opt/model when that layer holds
+    exactly this model, else from the model directory itself: never from a layer of another model."""
+    model_dir = root / DEFAULT_MODEL_DIR if model_dir is None else model_dir
+    model_layer = model_layer_dir(root, model_dir.name) if model_layer is None else model_layer
     deps = root / DEPS_LOCAL_LAYER
-    model_layer = root / MODEL_LAYER
     layers: list[Path] = []
     isolated = (deps / "python").is_dir()
     if isolated:
         layers.append(deps)
     merged = {"POWERTOOLS_SERVICE_NAME": "preheat", **(env or {})}
-    if model_dir is None and (model_layer / "model" / "manifest.json").is_file():
+    if built_layers.holds(model_layer, model_dir):
         layers.append(model_layer)
-        merged.setdefault("PREHEAT_MODEL_DIR", "/opt/model")
+        merged.setdefault("PREHEAT_MODEL_DIR", paths.MODEL_LAYER_MOUNT)
     else:
-        merged.setdefault("PREHEAT_MODEL_DIR", str(model_dir or root / DEFAULT_MODEL_DIR))
+        merged.setdefault("PREHEAT_MODEL_DIR", str(model_dir))
     return FunctionSpec(
         name=name, handler=handler, code_dir=root, layers=tuple(layers), env=merged, isolated=isolated, **overrides
     )

@@ -22,6 +22,11 @@ variables and schedules are the stack's; only what the twin cannot or should not
 - The twin always has the `live` alias and its Function URL (as the stack's `aws` target does), takes
   code from the repository and layers from build/layers/deps-local (see config.inference_function),
   and fires rate() schedules only.
+- The model is the stack's (preheat.model; a model that was not built fails here, naming the command
+  that builds it, as synth does). The function mounts the stack's model layer (preheat.layers.model)
+  at /opt/model when that layer holds exactly this model, else it reads the model directory: where
+  synth would refuse a stale layer, the twin serves the model the context names. The SageMaker
+  endpoint serves the model directory (the twin extracts no archive of it).
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ from typing import Any
 
 from infra import config as infra_config
 from infra import function_settings as fs
+from infra.built_model import require_model
 from infra.config import ConfigError, PreheatConfig, controller_pc_mode
 from scripts.twin.config import (
     DEFAULT_FUNCTION,
-    DEFAULT_MODEL_DIR,
     FunctionSpec,
     Schedule,
     TwinConfig,
@@ -72,6 +77,10 @@ def twin_config(stack: PreheatConfig, root: Path, **overrides: Any) -> TwinConfi
     """The twin of `stack`, running this repository's code from `root`; `overrides` set TwinConfig
     fields (state_dir, gateway_port, keep_alive_s, ...)."""
     root = root.resolve()
+    try:
+        model = require_model(stack)
+    except ConfigError as exc:
+        raise TwinConfigError(str(exc)) from None
     lam = stack.lambda_
     if stack.region:
         overrides.setdefault("region", stack.region)
@@ -83,12 +92,14 @@ def twin_config(stack: PreheatConfig, root: Path, **overrides: Any) -> TwinConfi
     cache_env = fs.cache_environment(stack.cache, table)
     env = {**fs.runtime_environment(lam, stack.service, stack.namespace), **cache_env}
     # The twin decides where the model is: the model layer at /opt/model (as the stack) once it is
-    # built, else the model directory itself (config.inference_function).
+    # built from this model, else the model directory itself (config.inference_function).
     del env["PREHEAT_MODEL_DIR"]
     functions = [
         inference_function(
             root,
             handler=fs.inference_handler(lam),
+            model_dir=model.directory,
+            model_layer=stack.layers.model,
             env=env,
             memory_mb=lam.memory_mb,
             timeout_s=float(lam.timeout_seconds),
@@ -99,12 +110,11 @@ def twin_config(stack: PreheatConfig, root: Path, **overrides: Any) -> TwinConfi
     overrides.setdefault("tables", (table,) if table else ())
 
     endpoint: EndpointSpec | None = None
-    model_dir = root / DEFAULT_MODEL_DIR
-    if stack.sagemaker.enabled and (model_dir / "manifest.json").is_file():
+    if stack.sagemaker.enabled:
         description = stack.sagemaker.description(
             fs.endpoint_environment(lam, stack.service, stack.namespace, cache_env, region)
         )
-        endpoint = EndpointSpec(description, model_dir)
+        endpoint = EndpointSpec(description, model.directory)
         overrides.setdefault("endpoints", (endpoint,))
 
     schedules: list[Schedule] = []

@@ -5,9 +5,9 @@ Synth costs seconds, so each stack variant is synthesized once per session and s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +22,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class BuildOutputs:
-    """What `preheat build layers` writes, in miniature."""
+    """What `preheat build` and `preheat build layers` write, in miniature: a tiny model (STAND_IN)
+    under models/, its model layer and SageMaker archive, stand-in deps layers and image context."""
 
     root: Path
     model_layer: Path
     deps_root: Path
     sagemaker_context: Path
     model_data: Path
+    models: Path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models / STAND_IN
 
     def context(self, **overrides: Any) -> dict[str, Any]:
         preheat: dict[str, Any] = {
+            "model": STAND_IN,
+            "modelsDir": str(self.models),
             "layers": {"model": str(self.model_layer), "depsRoot": str(self.deps_root)},
             "sagemaker": {"contextDir": str(self.sagemaker_context), "modelData": str(self.model_data)},
         }
@@ -45,6 +53,8 @@ class BuildOutputs:
 
     def cli_context(self) -> list[str]:
         return [
+            "-c", f"preheat:model={STAND_IN}",
+            "-c", f"preheat:modelsDir={self.models}",
             "-c", f"preheat:layers.model={self.model_layer}",
             "-c", f"preheat:layers.depsRoot={self.deps_root}",
             "-c", f"preheat:sagemaker.contextDir={self.sagemaker_context}",
@@ -52,10 +62,41 @@ class BuildOutputs:
         ]  # fmt: skip
 
 
+STAND_IN = "stand-in"  # the model the stand-in outputs are built from
+
+
+@dataclass(frozen=True)
+class Built:
+    """A model's `preheat build` and `preheat build layers` outputs."""
+
+    name: str
+    models: Path
+    layer: Path
+    data: Path
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "modelsDir": str(self.models),
+            "layers.model": str(self.layer),
+            "sagemaker.modelData": str(self.data),
+        }
+
+
+def build_outputs(base: Path, name: str, write: Any) -> Built:
+    from layers import model_layer, sagemaker_artifacts
+
+    write(base / "models" / name, name=name)
+    layer = model_layer.build(base / "models" / name, base / "layers" / f"model-{name}").layer_dir
+    data = base / "sagemaker" / f"model-{name}.tar.gz"
+    sagemaker_artifacts.pack_model(base / "models" / name, data)
+    return Built(name, base / "models", layer, data)
+
+
 def make_build_outputs(base: Path) -> BuildOutputs:
-    model = base / "layers" / "model"
-    (model / "model").mkdir(parents=True)
-    (model / "model" / "manifest.json").write_text('{"name": "stand-in"}\n')
+    from tests.support.tiny_models import write_embedding_model
+
+    model = build_outputs(base, STAND_IN, write_embedding_model)
     for arch in ("x86_64", "arm64"):
         deps = base / "layers" / f"deps-{arch}" / "python"
         deps.mkdir(parents=True)
@@ -65,10 +106,7 @@ def make_build_outputs(base: Path) -> BuildOutputs:
     (context / "Dockerfile").write_text(
         'FROM public.ecr.aws/docker/library/python:3.12-slim\nCMD ["serve"]\n'
     )
-    model_data = base / "sagemaker" / "model.tar.gz"
-    with tarfile.open(model_data, "w:gz") as tar:
-        tar.add(model / "model", arcname=".")
-    return BuildOutputs(ROOT, model, base / "layers", context, model_data)
+    return BuildOutputs(ROOT, model.layer, base / "layers", context, model.data, model.models)
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +122,7 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> BuildOutputs:
     (root / "infra" / "images").mkdir(parents=True)
     shutil.copy(ROOT / "infra" / "images" / "lambda.Dockerfile", root / "infra" / "images")
     built = make_build_outputs(root / "build")
-    return BuildOutputs(root, built.model_layer, built.deps_root, built.sagemaker_context, built.model_data)
+    return dataclasses.replace(built, root=root)
 
 
 Synth = Callable[..., Any]

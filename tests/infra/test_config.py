@@ -14,10 +14,30 @@ from tests.infra.conftest import BuildOutputs
 
 def test_defaults_match_the_contracts() -> None:
     config = PreheatConfig.from_context({})
-    assert config.layers.model == ROOT / "build" / "layers" / "model"
+    assert (config.model, config.model_dir) == ("minilm", ROOT / "build" / "models" / "minilm")
+    assert config.layers.model == ROOT / "build" / "layers" / "model-minilm"
     assert config.layers.deps("arm64") == ROOT / "build" / "layers" / "deps-arm64"
     assert config.sagemaker.context_dir == ROOT / "build" / "sagemaker" / "context"
-    assert config.sagemaker.model_data == ROOT / "build" / "sagemaker" / "model.tar.gz"
+    assert config.sagemaker.model_data == ROOT / "build" / "sagemaker" / "model-minilm.tar.gz"
+    assert config.sagemaker.endpoint_name == "preheat-minilm"
+
+
+def test_the_model_s_build_outputs_follow_preheat_model(tmp_path: Path) -> None:
+    """-c preheat:model=NAME moves every default that belongs to a model; explicit paths stay put."""
+    config = PreheatConfig.from_context({"preheat:model": "My_Reranker.v2", "preheat:modelsDir": "out"}, root=tmp_path)
+    assert config.model_dir == tmp_path / "out" / "My_Reranker.v2"
+    assert config.layers.model == ROOT / "build" / "layers" / "model-My_Reranker.v2"
+    assert config.sagemaker.model_data == ROOT / "build" / "sagemaker" / "model-My_Reranker.v2.tar.gz"
+    assert config.sagemaker.endpoint_name == "preheat-my-reranker-v2"  # SageMaker's alphabet
+    explicit = PreheatConfig.from_context(
+        {"preheat": {"model": "other", "layers": {"model": "l"}, "sagemaker": {"endpointName": "mine"}}},
+        root=tmp_path,
+    )
+    assert (explicit.layers.model, explicit.sagemaker.endpoint_name) == (tmp_path / "l", "mine")
+    long = PreheatConfig.from_context({"preheat:model": "x" * 64})
+    assert len(long.sagemaker.endpoint_name) == 48
+    with pytest.raises(ConfigError, match=r"preheat\.model .*preheat build --name NAME"):
+        PreheatConfig.from_context({"preheat:model": "../elsewhere"})
     assert config.lambda_.warm_start == "provisioned" and config.lambda_.url_auth == "AWS_IAM"
     assert config.target == "aws"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -59,7 +60,7 @@ def test_inference_function_runtime_layers_and_settings(default: Any) -> None:
     assert env["PREHEAT_CACHE_TABLE"] == {"Ref": table}
     layers = resources(default, "AWS::Lambda::LayerVersion")
     descriptions = sorted(layer["Properties"]["Description"] for layer in layers.values())
-    assert descriptions[0].startswith("the model directory") and "x86_64" in descriptions[1]
+    assert descriptions[0].startswith("model stand-in (text-embedding), id ") and "x86_64" in descriptions[1]
     deps = next(layer for layer in layers.values() if "x86_64" in layer["Properties"]["Description"])
     assert deps["Properties"]["CompatibleArchitectures"] == ["x86_64"]
     assert deps["Properties"]["CompatibleRuntimes"] == ["python3.12"]
@@ -255,13 +256,14 @@ def test_container_image_variant(synth: Synth, image_root: BuildOutputs) -> None
     source = next(iter(images.values()))["source"]
     assert source["dockerFile"] == "infra/images/lambda.Dockerfile"
     assert source["dockerBuildArgs"] == {
-        "MODEL_LAYER": "build/layers/model",
+        "MODEL_LAYER": "build/layers/model-stand-in",
         "DEPS_LAYER": "build/layers/deps-x86_64",
     }
     staged = outdir / source["directory"]
     assert (staged / "functions" / "inference" / "handler.py").is_file()
-    assert (staged / "build" / "layers" / "model" / "model" / "manifest.json").is_file()
+    assert (staged / "build" / "layers" / "model-stand-in" / "model" / "manifest.json").is_file()
     assert not (staged / "build" / "layers" / "deps-arm64").exists()
+    assert not (staged / "build" / "models").exists()
     assert not (staged / "build" / "sagemaker").exists()
 
 
@@ -285,9 +287,9 @@ def test_sagemaker_serverless_endpoint(default: Any) -> None:
         "MaxConcurrency": 10,
         "ProvisionedConcurrency": 1,
     }
-    assert config["EndpointConfigName"].startswith("preheat-embeddings-")
+    assert config["EndpointConfigName"].startswith("preheat-stand-in-")
     endpoint = only(default, "AWS::SageMaker::Endpoint")["Properties"]
-    assert endpoint["EndpointName"] == "preheat-embeddings"
+    assert endpoint["EndpointName"] == "preheat-stand-in"
     config_id = ref_of(default, "AWS::SageMaker::EndpointConfig")
     assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": [config_id, "EndpointConfigName"]}
 
@@ -296,7 +298,7 @@ def test_sagemaker_provisioned_concurrency_autoscaling(default: Any) -> None:
     target = only(default, "AWS::ApplicationAutoScaling::ScalableTarget", ServiceNamespace="sagemaker")
     props = target["Properties"]
     assert props["ScalableDimension"] == "sagemaker:variant:DesiredProvisionedConcurrency"
-    assert props["ResourceId"] == "endpoint/preheat-embeddings/variant/AllTraffic"
+    assert props["ResourceId"] == "endpoint/preheat-stand-in/variant/AllTraffic"
     assert (props["MinCapacity"], props["MaxCapacity"]) == (1, 5)
     assert ref_of(default, "AWS::SageMaker::Endpoint") in target["DependsOn"]
     assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in json.dumps(props["RoleARN"])
@@ -418,7 +420,7 @@ def test_controller_settings_are_what_warmers_settings_reads(default: Any) -> No
         "preheat",
         "preheat",
     )
-    assert (settings.sagemaker_endpoint, settings.sagemaker_variant) == ("preheat-embeddings", "AllTraffic")
+    assert (settings.sagemaker_endpoint, settings.sagemaker_variant) == ("preheat-stand-in", "AllTraffic")
     only(default, "AWS::Events::Rule", ScheduleExpression="rate(1 minute)")
 
 
@@ -451,9 +453,9 @@ def test_controller_has_exactly_the_permissions_it_uses(default: Any) -> None:
     target = only(default, "AWS::ApplicationAutoScaling::ScalableTarget", ServiceNamespace="lambda")
     assert {"Key": "preheat:scalable-target", "Value": tag_value} in target["Properties"]["Tags"]
     (create,) = by_action["sagemaker:CreateEndpointConfig"]
-    assert "endpoint-config/preheat-embeddings*" in json.dumps(create["Resource"])
+    assert "endpoint-config/preheat-stand-in*" in json.dumps(create["Resource"])
     (describe,) = by_action["sagemaker:DescribeEndpoint"]
-    assert "endpoint/preheat-embeddings" in json.dumps(describe["Resource"])
+    assert "endpoint/preheat-stand-in" in json.dumps(describe["Resource"])
 
 
 def test_controller_direct_mode_manages_the_alias_itself(synth: Synth, outputs: BuildOutputs) -> None:
@@ -544,7 +546,7 @@ def test_dashboard_shows_cold_and_warm_latency_as_separate_lines(default: Any) -
     assert expression.startswith("100 * FILL(coldstarts, 0) / (")
     expected = {
         "Init duration (ms)", "Provisioned concurrency utilization (Maximum)", "Provisioned vs spillover invocations",
-        "Cache hit rate (%)", "Errors", "SageMaker preheat-embeddings: latency (ms)",
+        "Cache hit rate (%)", "Errors", "SageMaker preheat-stand-in: latency (ms)",
         "SageMaker cold starts: model setup time (ms)", "SageMaker provisioned concurrency", "SageMaker errors", "Alarms",
     }  # fmt: skip
     assert expected <= set(titles)
@@ -564,7 +566,7 @@ def test_dashboard_shows_cold_and_warm_latency_as_separate_lines(default: Any) -
         widgets[titles.index("SageMaker cold starts: model setup time (ms)")]["properties"]["metrics"]
     )
     assert (
-        '"AWS/SageMaker", "ModelSetupTime", "EndpointName", "preheat-embeddings", "VariantName", "AllTraffic"'
+        '"AWS/SageMaker", "ModelSetupTime", "EndpointName", "preheat-stand-in", "VariantName", "AllTraffic"'
         in sm
     )
 
@@ -690,7 +692,7 @@ def test_function_code_ships_bytecode_only_when_built_from_these_sources(
         root = tmp_path_factory.mktemp(name)
         shutil.copytree(ROOT / "functions", root / "functions", ignore=shutil.ignore_patterns("__pycache__"))
         built = make_build_outputs(root / "build")
-        return BuildOutputs(root, built.model_layer, built.deps_root, built.sagemaker_context, built.model_data)
+        return dataclasses.replace(built, root=root)
 
     def staged_handlers(stack: Any) -> list[Path]:
         outdir = Path(stack.node.root.outdir)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import ROOT, BuildOutputs
+from tests.infra.conftest import ROOT, STAND_IN, BuildOutputs
 from tests.infra.moto_server import MotoServer
 from tests.infra.test_synth_cli import cdk_cli
 from tests.infra.test_synth_cli import env as cli_env
@@ -137,7 +137,7 @@ def test_functions_and_layers_exist(deployed: dict[str, Any]) -> None:
     assert env["PREHEAT_CACHE_TABLE"] == cache_table(deployed)
     assert env["PREHEAT_MODEL_DIR"] == "/opt/model"
     layers = {layer["LatestMatchingVersion"]["Description"] for layer in lam.list_layers()["Layers"]}
-    assert any(d.startswith("the model directory") for d in layers)
+    assert any(d.startswith(f"model {STAND_IN} (text-embedding), id ") for d in layers)
     assert any("dependencies for x86_64" in d for d in layers)
     warmer = functions["warmers.warmer.handler"]["Environment"]["Variables"]
     assert warmer["PREHEAT_WARM_FUNCTION"] == inference["FunctionName"]

@@ -167,12 +167,12 @@ def wildcard_findings(template: dict[str, Any]) -> list[str]:
                     findings.append(
                         f"{rid}: Resource '*' for {sorted(extra)}, which support resource-level permissions"
                     )
-            elif text.endswith(":log-group:/aws/sagemaker/Endpoints/preheat-embeddings:*"):
+            elif text.endswith(":log-group:/aws/sagemaker/Endpoints/preheat-stand-in:*"):
                 pass  # SageMaker names its log streams at run time; the group is this endpoint's
             elif text.endswith(":scalable-target/*"):
                 if "aws:ResourceTag/preheat:scalable-target" not in json.dumps(st.get("Condition", {})):
                     findings.append(f"{rid}: scalable-target/* without the tag condition")
-            elif text.endswith(":endpoint-config/preheat-embeddings*"):
+            elif text.endswith(":endpoint-config/preheat-stand-in*"):
                 pass  # endpoint configs the controller creates, named after the endpoint
             else:
                 findings.append(f"{rid}: wildcard resource {text}")

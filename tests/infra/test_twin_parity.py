@@ -21,7 +21,7 @@ import pytest
 
 from functions.sagemaker.endpoint import ServerlessEndpoint
 from infra.config import ConfigError, PreheatConfig, cli_context, load
-from scripts.twin.config import DEFAULT_FUNCTION, DEFAULT_MODEL_DIR, TwinConfig, TwinConfigError
+from scripts.twin.config import DEFAULT_FUNCTION, TwinConfig, TwinConfigError
 from scripts.twin.stack import (
     CACHE_TABLE,
     CONTROLLER_FUNCTION,
@@ -124,15 +124,15 @@ def view(template: Any, names: dict[str, str], region: str) -> StackView:
     return StackView(functions, schedules, tables, endpoint)
 
 
-def expected_twin_env(name: str, stack_env: dict[str, str], twin: TwinConfig) -> dict[str, str]:
+def expected_twin_env(name: str, stack_env: dict[str, str], twin: TwinConfig, model_dir: Path) -> dict[str, str]:
     """The stack's variables with the deviations scripts/twin/stack.py documents, and only those."""
     env = dict(stack_env)
     if name == DEFAULT_FUNCTION:
-        # The model: the model layer at /opt/model when it is built (as the stack), else its directory.
+        # The model: its layer at /opt/model when it holds this model (as the stack), else its directory.
         spec = twin.function(name)
         assert spec is not None
         if not any((layer / "model").is_dir() for layer in spec.layers):
-            env["PREHEAT_MODEL_DIR"] = str(ROOT / DEFAULT_MODEL_DIR)
+            env["PREHEAT_MODEL_DIR"] = str(model_dir)
     if name == CONTROLLER_FUNCTION:
         env["PREHEAT_PC_MODE"] = "off" if env["PREHEAT_PC_MODE"] == "off" else "direct"  # no AAS here
         env["PREHEAT_MAX_CONCURRENCY"] = str(min(int(env["PREHEAT_MAX_CONCURRENCY"]), TWIN_MAX_CONCURRENCY))
@@ -142,7 +142,8 @@ def expected_twin_env(name: str, stack_env: dict[str, str], twin: TwinConfig) ->
     return env
 
 
-def assert_twin_is_the_stack(twin: TwinConfig, stack: StackView) -> None:
+def assert_twin_is_the_stack(twin: TwinConfig, stack: StackView, config: PreheatConfig) -> None:
+    """`config`: the stack's config, for the model both serve (preheat.model) and its layer."""
     assert {f.name for f in twin.functions} == set(stack.functions)
     for name, deployed in stack.functions.items():
         spec = twin.function(name)
@@ -153,30 +154,31 @@ def assert_twin_is_the_stack(twin: TwinConfig, stack: StackView) -> None:
             deployed["timeout_s"],
             deployed["reserved_concurrency"],
         ), name
-        assert dict(spec.env) == expected_twin_env(name, deployed["env"], twin), name
+        assert dict(spec.env) == expected_twin_env(name, deployed["env"], twin, config.model_dir), name
         if deployed["url_auth"] is not None:  # the stack's Function URL, and the twin's, authenticate alike
             assert spec.url_auth == deployed["url_auth"], name
     assert {s.function: s.expression for s in twin.schedules} == stack.schedules
     assert all(s.qualifier is None for s in twin.schedules), "rules target the function, as the stack's"
     assert twin.tables == stack.tables
-    if not (ROOT / DEFAULT_MODEL_DIR / "manifest.json").is_file():
-        assert twin.endpoints == (), "the twin serves the endpoint once the model is built"
-        return
+    inference = twin.function(DEFAULT_FUNCTION)
+    assert inference is not None
+    # The model layer synth deploys (it checked the layer holds this model) is the one the twin mounts.
+    assert [layer for layer in inference.layers if (layer / "model").is_dir()] == [config.layers.model]
     if stack.endpoint is None:
         assert twin.endpoints == ()
     else:
         (served,) = twin.endpoints
         assert served.endpoint == stack.endpoint
-        assert served.model_dir == ROOT / DEFAULT_MODEL_DIR
+        assert served.model_dir == config.model_dir
 
 
 def in_process(
     synth: Any, outputs: BuildOutputs, tmp_path: Path, *extra: str
-) -> tuple[TwinConfig, StackView]:
+) -> tuple[TwinConfig, StackView, PreheatConfig]:
     assignments = overrides(outputs, *extra)
     stack, template = synth(cli_context(ROOT, assignments))
     twin = default_config(ROOT, context=assignments, state_dir=tmp_path)
-    return twin, view(template, logical_names(stack), twin.region)
+    return twin, view(template, logical_names(stack), twin.region), load(ROOT, assignments)
 
 
 # -- the tests ----------------------------------------------------------------------------------------
@@ -185,8 +187,8 @@ def in_process(
 def test_the_twin_runs_the_stack_cdk_json_configures(
     synth: Any, outputs: BuildOutputs, tmp_path: Path
 ) -> None:
-    twin, stack = in_process(synth, outputs, tmp_path)
-    assert_twin_is_the_stack(twin, stack)
+    twin, stack, config = in_process(synth, outputs, tmp_path)
+    assert_twin_is_the_stack(twin, stack, config)
     # What cdk.json says, so the comparison above is about the real defaults.
     context = json.loads((ROOT / "cdk.json").read_text())["context"]["preheat"]
     assert stack.schedules == {
@@ -207,7 +209,7 @@ def test_the_twin_runs_the_stack_cdk_json_configures(
 def test_context_overrides_show_up_in_the_stack_and_the_twin(
     synth: Any, outputs: BuildOutputs, tmp_path: Path
 ) -> None:
-    before_twin, before = in_process(synth, outputs, tmp_path)
+    before_twin, before, _ = in_process(synth, outputs, tmp_path)
     changed = (
         "preheat:warmer.schedule=rate(2 minutes)",
         "preheat:controller.schedule=rate(3 minutes)",
@@ -222,8 +224,8 @@ def test_context_overrides_show_up_in_the_stack_and_the_twin(
         "preheat:sagemaker.endpointName=preheat-other",
         "preheat:service=embedder",
     )
-    twin, after = in_process(synth, outputs, tmp_path, *changed)
-    assert_twin_is_the_stack(twin, after)
+    twin, after, config = in_process(synth, outputs, tmp_path, *changed)
+    assert_twin_is_the_stack(twin, after, config)
     assert after.schedules == {WARMER_FUNCTION: "rate(2 minutes)", CONTROLLER_FUNCTION: "rate(3 minutes)"}
     assert before.schedules != after.schedules and before_twin.schedules != twin.schedules
     inference = after.functions[DEFAULT_FUNCTION]
@@ -244,7 +246,7 @@ def test_context_overrides_show_up_in_the_stack_and_the_twin(
 
 
 def test_turned_off_parts_are_off_on_the_twin_too(synth: Any, outputs: BuildOutputs, tmp_path: Path) -> None:
-    twin, stack = in_process(
+    twin, stack, config = in_process(
         synth,
         outputs,
         tmp_path,
@@ -255,13 +257,38 @@ def test_turned_off_parts_are_off_on_the_twin_too(synth: Any, outputs: BuildOutp
         "preheat:cache.table=false",
         "preheat:sagemaker.enabled=false",
     )
-    assert_twin_is_the_stack(twin, stack)
+    assert_twin_is_the_stack(twin, stack, config)
     assert set(stack.functions) == {DEFAULT_FUNCTION, CONTROLLER_FUNCTION}
     assert stack.functions[DEFAULT_FUNCTION]["reserved_concurrency"] == 7
     assert "PREHEAT_CACHE_TABLE" not in stack.functions[DEFAULT_FUNCTION]["env"]
     assert twin.tables == () and twin.endpoints == ()
     controller = stack.functions[CONTROLLER_FUNCTION]["env"]
     assert controller["PREHEAT_PC_MODE"] == "direct" and "PREHEAT_WARMER_FUNCTION" not in controller
+
+
+def test_the_model_the_context_names_is_the_twin_s_model_too(
+    synth: Any, outputs: BuildOutputs, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.infra.conftest import build_outputs
+    from tests.support.tiny_models import write_tensor_model
+
+    tensor = build_outputs(tmp_path_factory.mktemp("tensor"), "linear", write_tensor_model)
+    chosen = [f"preheat:{key}={value}" for key, value in tensor.overrides().items()]
+    twin, stack, config = in_process(synth, outputs, tmp_path, *chosen)
+    assert_twin_is_the_stack(twin, stack, config)
+    inference = twin.function(DEFAULT_FUNCTION)
+    assert inference is not None and tensor.layer in inference.layers
+    assert stack.endpoint is not None and stack.endpoint.name == "preheat-linear"
+    assert twin.endpoints[0].model_dir == tensor.models / "linear"
+    # A layer of another model: synth refuses it (tests/infra/test_model_flow.py); the twin serves
+    # the model the context names from its directory instead.
+    stale = overrides(outputs, *chosen, f"preheat:layers.model={outputs.model_layer}")
+    served = default_config(ROOT, context=stale, state_dir=tmp_path).function(DEFAULT_FUNCTION)
+    assert served is not None and outputs.model_layer not in served.layers
+    assert served.env["PREHEAT_MODEL_DIR"] == str(tensor.models / "linear")
+    # A model that was not built stops `preheat up` as it stops synth, with the command that builds it.
+    with pytest.raises(TwinConfigError, match=r"preheat build --model SPEC --name nope"):
+        default_config(ROOT, context=overrides(outputs, "preheat:model=nope"), state_dir=tmp_path)
 
 
 def test_the_twin_reads_context_as_the_cdk_cli_passes_it(tmp_path: Path) -> None:
@@ -321,7 +348,7 @@ def test_cdk_cli_synth_and_the_twin_agree_on_the_same_command_line(
     stack, _ = synth(cli_context(ROOT, assignments))  # the same construct tree: the same logical ids
     twin = default_config(ROOT, context=assignments, state_dir=tmp_path / "twin")
     deployed = view(template, logical_names(stack), twin.region)
-    assert_twin_is_the_stack(twin, deployed)
+    assert_twin_is_the_stack(twin, deployed, load(ROOT, assignments))
     assert deployed.schedules[WARMER_FUNCTION] == "rate(4 minutes)"
     assert deployed.functions[DEFAULT_FUNCTION]["memory_mb"] == 1536
     assert load(ROOT, assignments) == PreheatConfig.from_context(cli_context(ROOT, assignments), root=ROOT)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from layers import deps_layer, model_layer, paths, probe
+from layers.model_requests import EMBEDDINGS, ModelRequests, Request
 
 # The first run builds the deps layer (pip from PyPI, bytecode, zip): minutes, not the default 300 s.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -30,8 +31,9 @@ def proof(
     root = tmp_path_factory.mktemp("lambda")
     model = model_layer.build(paths.DEFAULT_MODEL, root / "model-layer")
     task = probe.task_root(root / "task")
+    request = Request(EMBEDDINGS, {"input": TEXTS, "model": ModelRequests.of(paths.DEFAULT_MODEL).name})
     result = probe.run_probe(
-        probe.local_python(), task, [deps.layer_dir / "python"], model.layer_dir / "model", TEXTS
+        probe.local_python(), task, [deps.layer_dir / "python"], model.layer_dir / "model", request
     )
     yield result, deps
 

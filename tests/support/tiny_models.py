@@ -211,3 +211,14 @@ def write_classification_model(
         classification=ClassificationSpec(output="logits", labels=labels, activation=activation),
         session=SessionHints("all"),
     )
+
+
+def expected_scores(
+    item: str | tuple[str, str], labels: tuple[str, ...] = LABELS, activation: str = "softmax"
+) -> np.ndarray:
+    """What the runtime must return for `item`: the classifier's logits through its activation."""
+    logits = expected_logits(item, len(labels))
+    if activation == "sigmoid":
+        return (1 / (1 + np.exp(-logits))).astype(np.float32)
+    shifted = np.exp(logits - logits.max())
+    return (shifted / shifted.sum()).astype(np.float32)

@@ -151,8 +151,8 @@ def test_lambda_targets_pick_manylinux_wheels_for_the_right_cpu() -> None:
 
 def test_paths_follow_the_layer_contract() -> None:
     assert paths.deps_layer("x86_64") == paths.LAYERS / "deps-x86_64"
-    assert paths.layer_zip(paths.MODEL_LAYER) == paths.LAYERS / "model.zip"
-    assert paths.SAGEMAKER_CONTEXT.parent == paths.SAGEMAKER_MODEL_TARBALL.parent == paths.BUILD / "sagemaker"
+    assert paths.layer_zip(paths.model_layer("m")) == paths.LAYERS / "model-m.zip"
+    assert paths.SAGEMAKER_CONTEXT.parent == paths.sagemaker_model_data("m").parent == paths.BUILD / "sagemaker"
     heldout = set(paths.HELDOUT_TEXT.read_text().splitlines()) - {""}
     calibration = set(paths.CALIBRATION_TEXT.read_text().splitlines()) - {""}
     assert not {line for line in heldout & calibration if not line.startswith("#")}

@@ -56,5 +56,5 @@ def test_the_default_stack_serves_the_default_model_on_sagemaker_too() -> None:
         pytest.skip("build the default model first (`make model`)")
     config = default_config(ROOT)
     # The stack's endpoint (cdk.json leaves preheat.sagemaker.endpointName at its default).
-    assert [e.name for e in config.endpoints] == ["preheat-embeddings"]
+    assert [e.name for e in config.endpoints] == ["preheat-minilm"]
     assert config.endpoints[0].model_dir == ROOT / "build/models/minilm"

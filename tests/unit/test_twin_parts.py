@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from layers import model_layer
 from scripts.twin import emf, tls
 from scripts.twin.config import FunctionSpec, Schedule, TwinConfig, TwinConfigError, default_config
 from scripts.twin.function_url import to_event, to_response, url_id
@@ -134,8 +135,8 @@ def test_default_config_runs_the_inference_function_with_its_url_on_live() -> No
     assert inference.handler == "functions.inference.handler.handler"
     assert inference.url_qualifier == "live"
     model = inference.env["PREHEAT_MODEL_DIR"]
-    layers_built = (ROOT / "build/layers/model/model/manifest.json").is_file()
-    assert model == "/opt/model" if layers_built else model.endswith("build/models/minilm")
+    layer_built = model_layer.holds(ROOT / "build/layers/model-minilm", ROOT / "build/models/minilm")
+    assert model == "/opt/model" if layer_built else model.endswith("build/models/minilm")
     assert inference.isolated == (ROOT / "build/layers/deps-local/python").is_dir()
 
 
