@@ -52,9 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from infra.config import ConfigError
     from scripts.twin import state as twin_state
     from scripts.twin.config import DEFAULT_FUNCTION
-    from infra.config import ConfigError
     from scripts.twin.models import chosen_model
     from scripts.twin.stack import default_config
 
