@@ -43,6 +43,11 @@ def _quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    # Its load report is a warning; what matters in it (missing weights) is checked and said here.
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _model_class(spec: ModelSpec, head: str) -> Any:
@@ -95,9 +100,7 @@ def export_hf(
     _quiet_transformers()
     import onnx
     import torch
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     output = HEADS[head]
     cls = _model_class(spec, head)
 

@@ -34,9 +34,9 @@ def channel_axis(graph: Any, name: str, rank: int) -> int | None:
             attrs = {a.name: a for a in node.attribute}
             if node.op_type in ("MatMul", "FusedMatMul", "Attention") and position == 1:
                 axes.add(rank - 1)
-            elif node.op_type == "Gemm" and position == 1:
+            elif node.op_type in ("Gemm", "FusedGemm") and position == 1:
                 axes.add(0 if attrs.get("transB") is not None and attrs["transB"].i else 1)
-            elif node.op_type in ("Conv", "QLinearConv") and position == 1:
+            elif node.op_type in ("Conv", "FusedConv", "NhwcFusedConv") and position == 1:
                 axes.add(0)
             elif node.op_type == "ConvTranspose" and position == 1:
                 axes.add(1)
