@@ -46,7 +46,7 @@ def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     # Its load report is a warning; what matters in it (missing weights) is checked and said here.
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 

@@ -216,10 +216,8 @@ def test_every_built_model_records_its_gate_and_candidates(built_models: dict[st
 
 
 def test_objective_size_picks_the_smallest_passing_candidate(built_cnn: BuiltModel, tmp_path: Path) -> None:
-    code, report, _ = run_cli(
-        ["build", "--model", str(built_cnn.spec), "--name", "cnn-small", "--out", str(tmp_path),
-         "--shape", "image=1,3,32,32", "--objective", "size"]  # fmt: skip
-    )
+    argv = ["build", "--model", str(built_cnn.spec), "--name", "cnn-small", "--out", str(tmp_path)]
+    code, report, _ = run_cli([*argv, "--shape", "image=1,3,32,32", "--objective", "size"])
     assert code == 0, report
     from functions.inference import manifest as manifests
 
