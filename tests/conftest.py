@@ -101,3 +101,19 @@ def log_lines(text: str) -> list[dict[str, Any]]:
         if line.startswith("{") and '"message"' in line:
             out.append(json.loads(line))
     return out
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny-classifier"
+    tiny_models.write_classification_model(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny-reranker"
+    tiny_models.write_classification_model(
+        path, name="tiny-reranker", labels=("relevance",), pairs=True, activation="sigmoid"
+    )
+    return path

@@ -62,11 +62,24 @@ def _lower_multi(headers: Mapping[str, list[Any]] | None) -> dict[str, str]:
     return {str(k).lower(): ", ".join(str(x) for x in v) for k, v in (headers or {}).items()}
 
 
+# As Mangum's text_mime_types: other content types (the v2 binary tensor data) go back base64-encoded.
+_TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml", "+json", "+xml")
+
+
 def _text_body(response: HttpResponse) -> tuple[str, bool]:
-    try:
-        return response.body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return base64.b64encode(response.body).decode("ascii"), True
+    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if any(media.startswith(t) or media.endswith(t) for t in _TEXT_TYPES):
+        try:
+            return response.body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(response.body).decode("ascii"), True
+
+
+def _proxy_result(response: HttpResponse) -> dict[str, Any]:
+    """The result shape Function URLs and both API Gateway payload formats take."""
+    body, encoded = _text_body(response)
+    return {"statusCode": response.status, "headers": response.headers, "body": body, "isBase64Encoded": encoded}
 
 
 class HttpApiV2(Adapter):
@@ -94,13 +107,7 @@ class HttpApiV2(Adapter):
         )
 
     def response(self, response: HttpResponse) -> dict[str, Any]:
-        body, encoded = _text_body(response)
-        return {
-            "statusCode": response.status,
-            "headers": response.headers,
-            "body": body,
-            "isBase64Encoded": encoded,
-        }
+        return _proxy_result(response)
 
 
 class RestApiV1(Adapter):
@@ -128,13 +135,7 @@ class RestApiV1(Adapter):
         )
 
     def response(self, response: HttpResponse) -> dict[str, Any]:
-        body, encoded = _text_body(response)
-        return {
-            "statusCode": response.status,
-            "headers": response.headers,
-            "body": body,
-            "isBase64Encoded": encoded,
-        }
+        return _proxy_result(response)
 
 
 class Alb(Adapter):

@@ -31,6 +31,7 @@ from functions.inference.errors import (
     TooManyInputs,
 )
 from functions.inference.manifest import Manifest, TensorSpec
+from functions.inference.model import check_shape
 from functions.inference.settings import Settings
 from functions.inference.tasks import Classifies, Embeds, Task
 from functions.inference.tasks.text import Item
@@ -316,15 +317,7 @@ class DataPlane:
             if tensor.datatype not in NUMPY_BY_OIP:
                 raise InvalidTensor(f"input {tensor.name!r}: unknown datatype {tensor.datatype!r}")
             raise InvalidTensor(f"input {tensor.name!r} must be {expected}, got {tensor.datatype}")
-        if any(d < 0 for d in tensor.shape):
-            raise InvalidTensor(f"input {tensor.name!r}: shape {tensor.shape} has a negative dimension")
-        if len(tensor.shape) != len(spec.shape):
-            raise InvalidTensor(
-                f"input {tensor.name!r} must have {len(spec.shape)} dimensions, got shape {tensor.shape}"
-            )
-        for axis, (want, got) in enumerate(zip(spec.shape, tensor.shape, strict=True)):
-            if isinstance(want, int) and want >= 0 and want != got:
-                raise InvalidTensor(f"input {tensor.name!r} axis {axis} must be {want}, got {got}")
+        check_shape(spec, tensor.shape)
         count = math.prod(tensor.shape)
         size = (tensor.parameters or {}).get(binary.SIZE)
         if size is not None:

@@ -91,7 +91,8 @@ def _serve(adapter: adapters.Adapter, event: Any, context: Any, request_id: str)
         return error_response(
             400, "malformed_event", f"malformed {adapter.name} event: missing or wrong {exc}", request_id
         )
-    if RUNTIME.router.strip(request.path) in ASGI_ONLY_PATHS:
+    path = RUNTIME.router.strip(request.path)
+    if path in ASGI_ONLY_PATHS:
         try:
             return _asgi(event, context)
         except Exception:
@@ -99,7 +100,7 @@ def _serve(adapter: adapters.Adapter, event: Any, context: Any, request_id: str)
             return error_response(
                 500, "internal_error", "unexpected error; quote the request id when reporting it", request_id
             )
-    return RUNTIME.router.dispatch(request)
+    return RUNTIME.router.dispatch(request, path=path)
 
 
 def _asgi(event: Any, context: Any) -> HttpResponse:

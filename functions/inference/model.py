@@ -77,13 +77,7 @@ class OnnxModel:
                 )
             if array.dtype.name != spec.dtype and not (spec.dtype == "bytes" and array.dtype.kind in "OU"):
                 raise InvalidTensor(f"input {name!r} must be {spec.dtype}, got {array.dtype.name}")
-            if array.ndim != len(spec.shape):
-                raise InvalidTensor(
-                    f"input {name!r} must have {len(spec.shape)} dimensions, got shape {list(array.shape)}"
-                )
-            for axis, (want, got) in enumerate(zip(spec.shape, array.shape, strict=True)):
-                if isinstance(want, int) and want >= 0 and want != got:
-                    raise InvalidTensor(f"input {name!r} axis {axis} must be {want}, got {got}")
+            check_shape(spec, array.shape)
 
     def run(
         self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, checked: bool = True
@@ -97,6 +91,20 @@ class OnnxModel:
         except ort.capi.onnxruntime_pybind11_state.InvalidArgument as exc:
             raise InvalidTensor(f"the model rejected the input: {exc}") from exc
         return dict(zip(names, results, strict=True))
+
+
+def check_shape(spec: TensorSpec, shape: Sequence[int]) -> None:
+    """The one check of a tensor's shape against its declared one (rank, fixed axes, no negatives):
+    the data plane runs it before building an array from a request, the model before a run."""
+    if any(d < 0 for d in shape):
+        raise InvalidTensor(f"input {spec.name!r}: shape {list(shape)} has a negative dimension")
+    if len(shape) != len(spec.shape):
+        raise InvalidTensor(
+            f"input {spec.name!r} must have {len(spec.shape)} dimensions, got shape {list(shape)}"
+        )
+    for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
+        if isinstance(want, int) and want >= 0 and want != got:
+            raise InvalidTensor(f"input {spec.name!r} axis {axis} must be {want}, got {got}")
 
 
 def _check_signature(

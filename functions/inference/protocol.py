@@ -268,10 +268,11 @@ class Router:
             )
         raise NotFound(f"no route for {path}: see {OPENAPI_PATH} for the API")
 
-    def dispatch(self, request: HttpRequest) -> HttpResponse:
-        """Never raises: every outcome is a response, errors included."""
+    def dispatch(self, request: HttpRequest, *, path: str | None = None) -> HttpResponse:
+        """Never raises: every outcome is a response, errors included. `path`: the request's path
+        with the stage prefix already stripped, when the caller has done it."""
         name = ""
-        path = self.strip(request.path)
+        path = self.strip(request.path) if path is None else path
         try:
             route, params = self.match(request.method.upper(), path)
             name = route.name

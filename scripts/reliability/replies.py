@@ -1,7 +1,8 @@
 """What an answer to a request was, in one place: the verdicts every driver counts.
 
 - ok:        2xx.
-- rejected:  4xx with preheat's error shape {"error": {"code": str, "message": str}}.
+- rejected:  4xx with preheat's error shape {"error": {"code": str, "message": str}}, or on /v2 routes
+             the Open Inference Protocol's {"error": str, "code": str}.
 - platform:  a 4xx that Lambda's front end gives before the function runs, in Lambda's shape (header
              x-amzn-errortype, a JSON message): 413 RequestTooLargeException over 6 MB, 429
              TooManyRequestsException. The function cannot shape these; a client must handle both.
@@ -28,12 +29,15 @@ BAD = frozenset({UNSHAPED, SERVER_ERROR, HANG, NO_ANSWER})
 
 
 def error_shape(body: bytes) -> dict[str, Any] | None:
-    """The {"code", "message"} of a preheat error body, or None if the body has another shape."""
+    """The {"code", "message"} of an error body in either of preheat's shapes (its own, or the Open
+    Inference Protocol's on /v2 routes), or None if the body has another shape."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
     error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str) and isinstance(data.get("code"), str):
+        error = {"code": data["code"], "message": error}
     if isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str):
         if error["code"] and error["message"]:
             return error

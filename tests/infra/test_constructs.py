@@ -197,7 +197,7 @@ def test_snapstart_hooks_reseed_and_renew(load_handler: Any, embedding_dir: Any)
         calls: list[str] = []
         snap._entry.RUNTIME.plane.after_restore = lambda: calls.append("renewed")  # type: ignore[attr-defined]
         pool = SimpleNamespace(close=lambda: calls.append("closed"))
-        snap._entry.RUNTIME.plane.embedder = SimpleNamespace(shared=pool)
+        snap._entry.RUNTIME.task.source = SimpleNamespace(shared=pool)  # type: ignore[attr-defined]
         snap.before_snapshot()
         random.seed(7)
         first = random.random()

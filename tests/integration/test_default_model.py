@@ -68,7 +68,7 @@ def assert_matches_reference(vectors: np.ndarray, reference: np.ndarray, runtime
 
 
 def test_the_model_embeds_like_the_pytorch_original(runtime: Runtime, reference: np.ndarray) -> None:
-    assert runtime.manifest.text is not None and runtime.manifest.text.dimensions == 384
+    assert runtime.manifest.embedding is not None and runtime.manifest.embedding.dimensions == 384
     vectors = runtime.plane.embedder.embed(SENTENCES).values  # type: ignore[union-attr]
     assert_matches_reference(vectors, reference, runtime)
     similarity = vectors @ vectors.T
@@ -128,11 +128,20 @@ def test_a_triton_client_speaks_the_open_inference_protocol(
         assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("minilm")
         metadata = client.get_model_metadata("minilm")
         assert metadata["inputs"][0] == {"name": "text", "datatype": "BYTES", "shape": [-1]}
+        # The client's defaults: tensors in the binary data extension, all outputs asked for in binary.
         text = triton.InferInput("text", [len(SENTENCES)], "BYTES")
+        text.set_data_from_numpy(np.array(SENTENCES, dtype=object))
+        result = client.infer("minilm", [text])
+        assert_matches_reference(result.as_numpy("embedding"), reference, runtime)
+        # And JSON both ways, as a client configured for it sends.
         text.set_data_from_numpy(np.array(SENTENCES, dtype=object), binary_data=False)
-        result = client.infer(
+        json_result = client.infer(
             "minilm", [text], outputs=[triton.InferRequestedOutput("embedding", binary_data=False)]
         )
-        assert_matches_reference(result.as_numpy("embedding"), reference, runtime)
+        np.testing.assert_array_equal(json_result.as_numpy("embedding"), result.as_numpy("embedding"))
+        # Errors in the protocol's shape: the client reads the message instead of crashing on it.
+        with pytest.raises(triton.InferenceServerException) as missing:
+            client.infer("no-such-model", [text])
+        assert missing.value.status() == "404" and "is not served here" in missing.value.message()
     finally:
         client.close()

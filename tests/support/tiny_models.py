@@ -131,3 +131,83 @@ def write_tensor_model(model_dir: Path, *, name: str = "linear") -> Manifest:
         inputs=(TensorSpec("x", "float32", ("batch", 3)),),
         outputs=(TensorSpec("y", "float32", ("batch", 2)), TensorSpec("label", "int64", ("batch",))),
     )
+
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def classifier_weights(labels: int, seed: int = 11) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(DIM, labels)).astype(np.float32)
+
+
+def type_table(seed: int = 5) -> np.ndarray:
+    """Segment embeddings: a pair model must see which text a token came from."""
+    return np.random.default_rng(seed).normal(size=(2, DIM)).astype(np.float32)
+
+
+def expected_logits(item: str | tuple[str, str], labels: int, max_tokens: int = MAX_TOKENS) -> np.ndarray:
+    """What the classifier computes: mean over tokens of (token + segment rows), times its weights."""
+    tok = tokenizer()
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_tokens)
+    encoding = tok.encode(*item) if isinstance(item, tuple) else tok.encode(item)
+    rows = embedding_table()[encoding.ids] + type_table()[encoding.type_ids]
+    result: np.ndarray = rows.mean(axis=0) @ classifier_weights(labels)
+    return result
+
+
+def write_classification_model(
+    model_dir: Path,
+    *,
+    name: str = "tiny-classifier",
+    labels: tuple[str, ...] = LABELS,
+    pairs: bool = False,
+    activation: str = "softmax",
+    max_tokens: int = MAX_TOKENS,
+) -> Manifest:
+    """A sequence classifier (or, with pairs and one label, a cross-encoder) over the tiny vocabulary."""
+    from functions.inference.manifest import ClassificationSpec
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    seq = ["batch", "sequence"]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, seq)
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(labels)])
+    initializers = [
+        numpy_helper.from_array(embedding_table(), "table"),
+        numpy_helper.from_array(type_table(), "type_table"),
+        numpy_helper.from_array(classifier_weights(len(labels)), "head"),
+        numpy_helper.from_array(np.array([-1], np.int64), "last"),
+        numpy_helper.from_array(np.array([1], np.int64), "tokens"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["words"]),
+        helper.make_node("Gather", ["type_table", "token_type_ids"], ["segments"]),
+        helper.make_node("Add", ["words", "segments"], ["summed"]),
+        helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
+        helper.make_node("Mul", ["summed", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "tokens"], ["total"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask3", "tokens"], ["count"], keepdims=0),
+        helper.make_node("Div", ["total", "count"], ["mean"]),
+        helper.make_node("MatMul", ["mean", "head"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny_classifier", inputs, [output], initializers)
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model_dir / "model.onnx")
+    )
+    tokenizer().save(str(model_dir / "tokenizer.json"))
+    return write_manifest(
+        model_dir,
+        name=name,
+        version="1",
+        task="text-classification",
+        model_file="model.onnx",
+        inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in FEEDS.values()),
+        outputs=(TensorSpec("logits", "float32", ("batch", len(labels))),),
+        text=TextSpec(feeds=FEEDS, tokenizer="tokenizer.json", max_tokens=max_tokens, pairs=pairs),
+        classification=ClassificationSpec(output="logits", labels=labels, activation=activation),
+        session=SessionHints("all"),
+    )
