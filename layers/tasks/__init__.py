@@ -108,6 +108,10 @@ class Recipe(Protocol):
         """Write target/model.onnx (+ .data) and the task's files (tokenizer); say what was written."""
         ...
 
+    def gate(self, fp32_dir: Path, manifest: Manifest, data: Split) -> Gate:
+        """The task's gate with its fp32 reference computed (also what `preheat bench model` scores)."""
+        ...
+
     def slimming(self, spec: ModelSpec, data: Split, fp32_dir: Path, manifest: Manifest) -> Slimming: ...
 
 

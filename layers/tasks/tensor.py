@@ -59,9 +59,12 @@ class Tensor:
             export_max_abs_diff=0.0,
         )
 
+    def gate(self, fp32_dir: Path, manifest: Manifest, data: Split) -> TensorGate:
+        return TensorGate(fp32_dir, manifest, data.gate)
+
     def slimming(self, spec: ModelSpec, data: Split, fp32_dir: Path, manifest: Manifest) -> Slimming:
         return Slimming(
-            gate=TensorGate(fp32_dir, manifest, data.gate),
+            gate=self.gate(fp32_dir, manifest, data),
             space=space(),
             calibration_feeds=list(data.calibration),
             latency_feed=data.gate[0],

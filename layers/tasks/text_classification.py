@@ -45,28 +45,33 @@ class TextClassification:
         )
         return common.sections(exported, spec, text, notes, task=self.task, classification=classification)
 
-    def slimming(self, spec: ModelSpec, data: Split, fp32_dir: Path, manifest: Manifest) -> Slimming:
+    def gate(self, fp32_dir: Path, manifest: Manifest, data: Split) -> common.TextGate:
         assert manifest.classification is not None
         limits = gate.ClassificationThresholds()
+        one_score = len(manifest.classification.labels) == 1
+        return common.TextGate(
+            fp32_dir,
+            manifest,
+            data.gate,
+            rows=_classify,
+            score=lambda ref, cand: gate.classification_scores(ref, cand, margin=limits.top1_margin),
+            worst=gate.ClassificationScores.worst,
+            failures=lambda scores: scores.failures(limits),
+            thresholds={
+                "top1": limits.top1,
+                "max_score_diff": limits.max_score_diff,
+                **({"spearman": limits.spearman} if one_score else {}),
+                "top1_margin": limits.top1_margin,
+            },
+        )
+
+    def slimming(self, spec: ModelSpec, data: Split, fp32_dir: Path, manifest: Manifest) -> Slimming:
+        assert manifest.classification is not None
         feed, described = common.latency_feed(fp32_dir, manifest, data.gate)
         one_score = len(manifest.classification.labels) == 1
         output = manifest.classification.output
         return Slimming(
-            gate=common.TextGate(
-                fp32_dir,
-                manifest,
-                data.gate,
-                rows=_classify,
-                score=lambda ref, cand: gate.classification_scores(ref, cand, margin=limits.top1_margin),
-                worst=gate.ClassificationScores.worst,
-                failures=lambda scores: scores.failures(limits),
-                thresholds={
-                    "top1": limits.top1,
-                    "max_score_diff": limits.max_score_diff,
-                    **({"spearman": limits.spearman} if one_score else {}),
-                    "top1_margin": limits.top1_margin,
-                },
-            ),
+            gate=self.gate(fp32_dir, manifest, data),
             space=search.default_space(),
             calibration_feeds=common.calibration_feeds(fp32_dir, manifest, data.calibration),
             latency_feed=feed,

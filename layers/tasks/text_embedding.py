@@ -51,27 +51,30 @@ class TextEmbedding:
         )
         return common.sections(exported, spec, text, notes, task=self.task, embedding=embedding)
 
+    def gate(self, fp32_dir: Path, manifest: Manifest, data: Split) -> common.TextGate:
+        limits = gate.EmbeddingThresholds()
+        return common.TextGate(
+            fp32_dir,
+            manifest,
+            data.gate,
+            rows=_embed,
+            score=lambda ref, cand: gate.embedding_scores(ref, cand, margin=limits.top1_margin),
+            worst=gate.EmbeddingScores.worst,
+            failures=lambda scores: scores.failures(limits),
+            thresholds={
+                "mean_cosine": limits.mean_cosine,
+                "min_cosine": limits.min_cosine,
+                "spearman": limits.spearman,
+                "top1": limits.top1,
+                "top1_margin": limits.top1_margin,
+            },
+        )
+
     def slimming(self, spec: ModelSpec, data: Split, fp32_dir: Path, manifest: Manifest) -> Slimming:
         assert manifest.embedding is not None
-        limits = gate.EmbeddingThresholds()
         feed, described = common.latency_feed(fp32_dir, manifest, data.gate)
         return Slimming(
-            gate=common.TextGate(
-                fp32_dir,
-                manifest,
-                data.gate,
-                rows=_embed,
-                score=lambda ref, cand: gate.embedding_scores(ref, cand, margin=limits.top1_margin),
-                worst=gate.EmbeddingScores.worst,
-                failures=lambda scores: scores.failures(limits),
-                thresholds={
-                    "mean_cosine": limits.mean_cosine,
-                    "min_cosine": limits.min_cosine,
-                    "spearman": limits.spearman,
-                    "top1": limits.top1,
-                    "top1_margin": limits.top1_margin,
-                },
-            ),
+            gate=self.gate(fp32_dir, manifest, data),
             space=search.default_space(),
             calibration_feeds=common.calibration_feeds(fp32_dir, manifest, data.calibration),
             latency_feed=feed,

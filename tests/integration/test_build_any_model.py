@@ -349,3 +349,27 @@ def test_built_in_text_is_what_text_models_gate_on_without_a_sample(built_st_ber
     data = built_st_bert.manifest.build["accuracy"]["data"]
     assert data["source"] == "built-in" and data["gate"] == len(textdata.heldout())
     assert data["calibration"] == len(textdata.calibration())
+
+
+@pytest.mark.parametrize("fixture", ["built_cross_encoder", "built_cnn"])
+def test_bench_model_compares_slim_and_fp32_of_any_task(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import json
+
+    built: BuiltModel = request.getfixturevalue(fixture)
+    figures_file = tmp_path / "figures.json"
+    argv = ["bench", "model", "--model", built.name, "--models", str(built.model_dir.parent), "--runs", "5"]
+    argv += ["--loads", "1", "--threads", "1", "--png", str(tmp_path / "chart.png"), "--json", str(figures_file)]
+    code, out, errors = run_cli(argv)
+    assert code == 0, out + errors
+    figures = json.loads(figures_file.read_text())
+    assert figures["slim"]["task"] == built.manifest.task
+    assert figures["ratios"]["size_ratio"] == pytest.approx(built.manifest.build["size_ratio"], rel=0.02)
+    scenarios = ["batch1_short", "batch1_64", "batch8"] if built.manifest.text else ["batch1", "batch8"]
+    for scenario in scenarios:
+        assert figures["slim"][f"{scenario}_t1"]["runs"] == 5 and figures["fp32"][f"{scenario}_t1"]["p50_ms"] > 0
+    accuracy = figures["slim"]["accuracy"]
+    assert accuracy["failures"] == [] and "passes the gate" in out
+    assert accuracy["data"]["source"] == ("built-in" if built.manifest.text else "drawn")
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
