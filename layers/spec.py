@@ -177,11 +177,7 @@ def _huggingface(path: Path, o: Overrides) -> ModelSpec:
         fields.update(_embedding_settings(path, modules, o, notes))
     else:
         fields.update(_classification_settings(config, o, notes))
-    heads = int(getattr_any(config, ("num_attention_heads", "n_heads", "num_heads"), 0))
-    hidden = int(getattr_any(config, ("hidden_size", "dim", "d_model"), 0))
-    fusion = (
-        Fusion("bert", heads, hidden) if model_type in BERT_FUSABLE and heads and hidden else Fusion(None)
-    )
+    fusion = _fusion(config)
     return ModelSpec(
         path=path,
         kind="sentence-transformers" if modules is not None else "huggingface",
@@ -197,6 +193,15 @@ def _huggingface(path: Path, o: Overrides) -> ModelSpec:
         notes=tuple(notes),
         **fields,
     )
+
+
+def _fusion(config: dict[str, Any]) -> Fusion:
+    """The transformer optimizer's shape from config.json (beside an ONNX file too), when it knows the type."""
+    heads = int(getattr_any(config, ("num_attention_heads", "n_heads", "num_heads"), 0) or 0)
+    hidden = int(getattr_any(config, ("hidden_size", "dim", "d_model"), 0) or 0)
+    if config.get("model_type") in BERT_FUSABLE and heads and hidden:
+        return Fusion("bert", heads, hidden)
+    return Fusion(None)
 
 
 def getattr_any(config: dict[str, Any], keys: tuple[str, ...], default: Any) -> Any:
@@ -497,7 +502,7 @@ def _onnx(path: Path, o: Overrides) -> ModelSpec:
     notes.append(f"max tokens {max_tokens} ({max_note})")
     pad_id, pad_note = _pad_id(beside, tokenizer, config)
     notes.append(f"pad id {pad_id} ({pad_note})")
-    fields: dict[str, Any] = {"tokenizer": tokenizer, "max_tokens": max_tokens, "pad_id": pad_id}
+    fields: dict[str, Any] = {"tokenizer": tokenizer, "max_tokens": max_tokens, "pad_id": pad_id, "fusion": _fusion(config)}
     if task == "text-embedding":
         fields.update(_onnx_embedding(path, outputs, o, notes))
     else:

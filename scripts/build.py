@@ -158,7 +158,7 @@ def say(console: Any, text: str, style: str | None = None) -> None:
 
 
 OBJECTIVE_RULES = {
-    "speed": "the fastest passing candidate at batch 1 (within 5% of the fastest, the smallest)",
+    "speed": "the fastest passing candidate at batch 1; within 5% of it, the smallest",
     "size": "the smallest passing candidate (then the fastest)",
     "accuracy": "the most accurate passing candidate (then the fastest)",
 }

@@ -127,6 +127,7 @@ def test_classifier_labels_softmax_and_a_sample_split_in_half(built_classifier: 
     assert manifest.classification.labels == hf_models.LABELS
     assert manifest.classification.activation == "softmax" and not manifest.text.pairs
     assert "token_type_ids" not in manifest.text.feeds.values()  # DistilBERT has no token types
+    assert manifest.text.wordpiece == "tokenizer.wordpiece"  # any BERT WordPiece tokenizer of single texts
     data = manifest.build["accuracy"]["data"]
     assert (data["source"], data["gate"], data["calibration"], data["held_out_share"]) == ("sample", held, held, 0.5)
     logits, _ = torch_outputs(built_classifier, TEXTS, head="sequence-classification")
@@ -373,3 +374,23 @@ def test_bench_model_compares_slim_and_fp32_of_any_task(
     assert accuracy["failures"] == [] and "passes the gate" in out
     assert accuracy["data"]["source"] == ("built-in" if built.manifest.text else "drawn")
     assert (tmp_path / "chart.png").stat().st_size > 10_000
+
+
+def test_an_onnx_text_model_with_its_tokenizer_and_config_beside_it(built_classifier: BuiltModel, tmp_path: Path) -> None:
+    """The ONNX shape of a text model (as optimum and others export them): model.onnx + its data,
+    tokenizer.json and config.json in one folder. Task, labels and fusion come from those files."""
+    import shutil
+
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    for name in ("model.onnx", "model.onnx.data", "tokenizer.json"):
+        shutil.copy2(built_classifier.fp32_dir / name, folder / name)
+    shutil.copy2(built_classifier.source_dir / "config.json", folder / "config.json")
+    code, report, errors = run_cli(["build", "--model", str(folder / "model.onnx"), "--out", str(tmp_path / "models")])
+    assert code == 0, report + errors
+    assert "preheat build: exported from" in report and "(onnx, text-classification)" in report  # named after its folder
+    assert "fusions: bert, 4 heads, hidden 128" in report
+    task = open_task(tmp_path / "models" / "exported")
+    reference = served(built_classifier.fp32_dir, "classify", TEXTS)
+    assert np.abs(task.classify(TEXTS).values - reference).max() <= gate.ClassificationThresholds().max_score_diff
+    assert task.labels == hf_models.LABELS

@@ -11,6 +11,7 @@ library, and ONNX files exported from torch or written with onnx's helper.
 - `write_fragile`: an ONNX MLP whose weights int8 cannot hold (one huge weight per output column on
   an input that is always zero): every quantized candidate fails its gate and fp32 ships.
 
+`python -m tests.support.hf_models DIR` writes all six (the README's "Bring your own model" examples).
 Each model is tiny (2 layers, hidden 128) but its weights dominate its bytes, so int8 can bring it
 under the slim size limit as it does a real model.
 """
@@ -327,3 +328,22 @@ def write_fragile(target: Path) -> Path:
     path = target / "fragile.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
+
+
+def write_examples(root: Path) -> dict[str, Path]:
+    """Every model above under root, as the README's examples use them: the SPEC of each."""
+    return {
+        "st-bert": write_st_bert(root / "st-bert"),
+        "roberta": write_roberta(root / "roberta"),
+        "classifier": write_classifier(root / "classifier"),
+        "cross-encoder": write_cross_encoder(root / "cross-encoder"),
+        "cnn": write_cnn(root / "cnn"),
+        "fragile": write_fragile(root / "fragile"),
+    }
+
+
+if __name__ == "__main__":  # python -m tests.support.hf_models build/examples
+    import sys
+
+    for name, spec in write_examples(Path(sys.argv[1] if len(sys.argv) > 1 else "build/examples")).items():
+        print(f"{name:14} {spec}")
