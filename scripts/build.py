@@ -152,6 +152,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def say(console: Any, text: str, style: str | None = None) -> None:
     """Plain text: no markup (shapes like [batch, 3] are not tags), no wrapping of long table rows."""
     console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
@@ -176,14 +184,14 @@ def print_report(console: Any, built: Built) -> None:
     scores = ", ".join(f"{h} {v}" for h, v in chosen.scores.cells())
     say(
         console,
-        f"built {built.fp32_dir} ({fp32 / 1e6:.1f} MB"
+        f"built {shown(built.fp32_dir)} ({fp32 / 1e6:.1f} MB"
         + (f", export within {built.export_max_abs_diff:.1e} of PyTorch" if built.spec.kind != "onnx" else "")
         + ")",
     )
     if built.fell_back:
         say(
             console,
-            f"no int8 candidate passed the gate: {built.model_dir} ships the optimized fp32 graph "
+            f"no int8 candidate passed the gate: {shown(built.model_dir)} ships the optimized fp32 graph "
             f"({slim / 1e6:.1f} MB, {chosen.size_ratio:.1%} of fp32; {scores}; {chosen.speedup:.2f}x the export's "
             f"speed at batch 1); the manifest's build.fallback says so; in {built.seconds:.0f} s",
             style="yellow",
@@ -191,7 +199,7 @@ def print_report(console: Any, built: Built) -> None:
         return
     say(
         console,
-        f"built {built.model_dir} ({slim / 1e6:.1f} MB, {chosen.size_ratio:.1%} of fp32): {chosen.config.name}, "
+        f"built {shown(built.model_dir)} ({slim / 1e6:.1f} MB, {chosen.size_ratio:.1%} of fp32): {chosen.config.name}, "
         f"chosen by --objective {built.objective} ({OBJECTIVE_RULES[built.objective]}); {scores}; "
         f"{chosen.speedup:.2f}x faster than fp32 at batch 1 ({built.result.latency_input}); session created in "
         f"{chosen.session_ms:.0f} ms (fp32 export {built.result.reference_session_ms:.0f} ms); in {built.seconds:.0f} s",
