@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from scripts.bench_texts import describe, distinct_texts
     from scripts.events import function_url_event
 
     console = Console()
@@ -122,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     first = json.dumps(event("A short sentence for the first request of a fresh instance."))
     samples: dict[str, list[dict[str, float]]] = {"handler": [], "floor": []}
     warmup = 50
-    texts = [f"Request number {i}: how warm is this instance right now?" for i in range(args.warm + warmup)]
+    # Distinct texts (the handler's cache is off too): every call runs the model, as the floor's do.
+    texts = distinct_texts(args.warm + warmup)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("cold starts (fresh processes)", total=2 * args.cold)
         for i in range(args.cold):
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "cold_samples": args.cold,
         "warm_calls": len(warm["handler"]),
+        "warm_texts": describe(),
         "handler": handler,
         "floor": floor,
         "cold_ratio_p50": handler["cold_p50_ms"] / floor["cold_p50_ms"],

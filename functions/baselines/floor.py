@@ -8,17 +8,31 @@ optimization level), so the only difference left is what preheat adds.
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
+import time
 
-import numpy as np
-import onnxruntime as ort
-from tokenizers import Tokenizer
+_STARTED = time.perf_counter()
+# The same init-phases line as preheat's handler (standard library only, a few microseconds), so
+# `preheat bench coldstart --phases` compares the two phase by phase.
+from functions.inference.phases import InitPhases  # noqa: E402
 
+_PHASES = InitPhases(_STARTED)
+import json  # noqa: E402
+import os  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+_PHASES.mark("import numpy")
+import onnxruntime as ort  # noqa: E402
+
+_PHASES.mark("import onnxruntime")
+from tokenizers import Tokenizer  # noqa: E402
+
+_PHASES.mark("import tokenizers")
 MODEL_DIR = os.environ.get("PREHEAT_MODEL_DIR", "/opt/model")
 with open(os.path.join(MODEL_DIR, "manifest.json"), encoding="utf-8") as _f:
     _MANIFEST = json.load(_f)
+_PHASES.mark("manifest")
 
 _options = ort.SessionOptions()
 _options.intra_op_num_threads = int(os.environ.get("PREHEAT_THREADS", "1"))
@@ -36,9 +50,11 @@ SESSION = ort.InferenceSession(
 _TEXT, _EMBEDDING = _MANIFEST["text"], _MANIFEST["embedding"]
 _ROLES = {name: role for role, name in _TEXT["feeds"].items()}  # graph input -> ids | mask | type_ids
 _OUTPUT = _EMBEDDING["output"]
+_PHASES.mark("session")
 TOKENIZER = Tokenizer.from_file(os.path.join(MODEL_DIR, _TEXT["tokenizer"]))
 TOKENIZER.no_padding()
 TOKENIZER.enable_truncation(max_length=_TEXT["max_tokens"])
+_PHASES.mark("tokenizer")
 
 
 def embed(texts: list[str]) -> np.ndarray:
@@ -69,3 +85,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     payload = json.loads(body) if isinstance(body, str) else event
     texts = payload["input"] if isinstance(payload["input"], list) else [payload["input"]]
     return {"statusCode": 200, "body": json.dumps({"data": embed(texts).tolist()})}
+
+
+_PHASES.emit(os.environ.get("POWERTOOLS_SERVICE_NAME", "floor"))

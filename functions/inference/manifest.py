@@ -34,8 +34,13 @@ class TensorSpec(msgspec.Struct, frozen=True):
 
 
 class FileEntry(msgspec.Struct, frozen=True):
-    sha256: str
+    sha256: str  # the file's identity (model_id, cache keys)
     bytes: int
+    # XXH3-128 of the file, which init checks: ~25x faster than sha256 (0.6 vs 16 ms for MiniLM's
+    # 23 MB), and as good against what the check is for, a corrupted or mixed-up model directory.
+    # (Whoever can rewrite the files can rewrite this manifest too; on AWS the layer is immutable.)
+    # None in manifests written before it: init then checks sha256, in a thread.
+    xxh3: str | None = None
 
 
 class TextSpec(msgspec.Struct, frozen=True):
@@ -200,7 +205,18 @@ def dumps(manifest: Manifest) -> bytes:
 
 
 def file_entry(path: Path) -> FileEntry:
-    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size, xxh3=xxh3_file(path))
+
+
+def xxh3_file(path: Path) -> str:
+    """XXH3-128 of a file, over a memory map (~40 GB/s with AVX2)."""
+    import xxhash  # a runtime dependency; imported here so that reading a manifest does not need it
+
+    with path.open("rb") as handle:
+        if path.stat().st_size == 0:
+            return xxhash.xxh3_128_hexdigest(b"")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return xxhash.xxh3_128_hexdigest(mapped)
 
 
 def sha256_file(path: Path) -> str:
@@ -214,8 +230,14 @@ def sha256_file(path: Path) -> str:
             return hashlib.sha256(mapped).hexdigest()
 
 
+def fast_to_verify(manifest: Manifest) -> bool:
+    """Whether every file has an XXH3 checksum (init then verifies them at once, in ~1 ms)."""
+    return all(entry.xxh3 is not None for entry in manifest.files.values())
+
+
 def verify(model_dir: Path, manifest: Manifest) -> None:
-    """Every file listed must exist with the recorded size and sha256; raise naming the first that does not."""
+    """Every file listed must exist with the recorded size and checksum (XXH3 where the manifest has
+    it, else sha256); raise naming the first that does not."""
     for name, entry in manifest.files.items():
         path = model_dir / name
         rebuild = "rebuild it with `preheat build` (or redeploy the model layer)"
@@ -227,9 +249,10 @@ def verify(model_dir: Path, manifest: Manifest) -> None:
                 f"model file {name} in {model_dir} is {size} bytes, the manifest says {entry.bytes} "
                 f"(truncated or replaced): {rebuild}"
             )
-        actual = sha256_file(path)
-        if actual != entry.sha256:
+        kind, expected = ("xxh3", entry.xxh3) if entry.xxh3 is not None else ("sha256", entry.sha256)
+        actual = xxh3_file(path) if entry.xxh3 is not None else sha256_file(path)
+        if actual != expected:
             raise ModelLoadError(
-                f"model file {name} in {model_dir} does not match its manifest: sha256 {actual[:12]}…, "
-                f"expected {entry.sha256[:12]}… (corrupted or changed after the build): {rebuild}"
+                f"model file {name} in {model_dir} does not match its manifest: {kind} {actual[:12]}…, "
+                f"expected {expected[:12]}… (corrupted or changed after the build): {rebuild}"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,9 +38,11 @@ def session_options(threads: int, graph_optimization: str) -> ort.SessionOptions
 
 class OnnxModel:
     def __init__(
-        self, session: ort.InferenceSession, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+        self, session: ort.InferenceSession | None, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
     ):
-        self.session = session
+        self._session = session
+        self._building: threading.Thread | None = None
+        self._error: ModelLoadError | None = None
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self._input_by_name = {spec.name: spec for spec in self.inputs}
@@ -55,14 +58,47 @@ class OnnxModel:
         threads: int,
         graph_optimization: str = "all",
     ) -> OnnxModel:
-        options = session_options(threads, graph_optimization)
-        try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own pybind types
-            raise ModelLoadError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
-        _check_signature(path.name, "input", inputs, session.get_inputs())
-        _check_signature(path.name, "output", outputs, session.get_outputs())
-        return cls(session, inputs, outputs)
+        return cls(_session(path, inputs, outputs, threads, graph_optimization), inputs, outputs)
+
+    @classmethod
+    def start(
+        cls,
+        path: Path,
+        inputs: Sequence[TensorSpec],
+        outputs: Sequence[TensorSpec],
+        *,
+        threads: int,
+        graph_optimization: str = "all",
+    ) -> OnnxModel:
+        """`load`, with the session built in a thread: ONNX Runtime releases the GIL while it builds
+        one, so init goes on meanwhile (Lambda's init has every vCPU). `ready()`, or the first run,
+        waits for it and raises what went wrong."""
+        session_options(threads, graph_optimization)  # a bad option fails here, in the caller
+        model = cls(None, inputs, outputs)
+
+        def build() -> None:
+            try:
+                model._session = _session(path, inputs, outputs, threads, graph_optimization)
+            except ModelLoadError as exc:
+                model._error = exc
+
+        model._building = threading.Thread(target=build, name="preheat-session", daemon=True)
+        model._building.start()
+        return model
+
+    def ready(self) -> ort.InferenceSession:
+        """The session, once built; raises ModelLoadError if it could not be."""
+        if self._building is not None:
+            self._building.join()
+            self._building = None
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        return self._session
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        return self._session or self.ready()
 
     def check(self, feeds: Mapping[str, np.ndarray]) -> None:
         """Reject feeds the session would choke on, with a message naming the tensor."""
@@ -86,11 +122,25 @@ class OnnxModel:
         if checked:
             self.check(feeds)
         names = list(outputs) if outputs is not None else list(self._output_names)
+        session = self._session or self.ready()
         try:
-            results = self.session.run(names, dict(feeds))
+            results = session.run(names, dict(feeds))
         except ort.capi.onnxruntime_pybind11_state.InvalidArgument as exc:
             raise InvalidTensor(f"the model rejected the input: {exc}") from exc
         return dict(zip(names, results, strict=True))
+
+
+def _session(
+    path: Path, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], threads: int, graph_optimization: str
+) -> ort.InferenceSession:
+    options = session_options(threads, graph_optimization)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own pybind types
+        raise ModelLoadError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
+    _check_signature(path.name, "input", inputs, session.get_inputs())
+    _check_signature(path.name, "output", outputs, session.get_outputs())
+    return session
 
 
 def check_shape(spec: TensorSpec, shape: Sequence[int]) -> None:

@@ -1,8 +1,10 @@
 """The per-instance runtime, built once at init and reused by every warm invocation.
 
-This file is the whole cold-start path after imports: settings -> manifest -> (sha256 of every file,
-in a thread, while ONNX Runtime builds the session) -> the manifest's task (tasks.load) -> one warm-up
-inference -> router.
+This file is the whole cold-start path after imports: settings -> manifest -> the ONNX Runtime
+session, started in a thread -> meanwhile, on this thread: every file's checksum (XXH3, ~1 ms), the
+serving modules' imports, the cache and the manifest's task (tasks.load: the tokenizer) -> the
+session, waited for -> one warm-up inference -> router. ONNX Runtime releases the GIL while it
+builds a session, and Lambda's init runs with every vCPU, so the two overlap.
 Lambda, the SageMaker container and `preheat serve` all start here.
 """
 
@@ -11,20 +13,24 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from functions.cache import TextCache
 from functions.inference import manifest as manifests
 from functions.inference import tasks
-from functions.inference.dataplane import DataPlane
 from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import Manifest
 from functions.inference.model import OnnxModel
-from functions.inference.protocol import Router
+from functions.inference.phases import InitPhases
 from functions.inference.settings import Settings
 from functions.inference.tasks import Task, TaskContext
 from functions.inference.tasks.text import Wrap
+
+if TYPE_CHECKING:  # imported in Runtime.load, while the session builds
+    from functions.inference.dataplane import DataPlane
+    from functions.inference.protocol import Router
 
 
 class Runtime(msgspec.Struct, frozen=True):
@@ -36,13 +42,32 @@ class Runtime(msgspec.Struct, frozen=True):
     init_ms: float
 
     @classmethod
-    def load(cls, settings: Settings | None = None, *, started: float | None = None) -> Runtime:
-        """`started` is a perf_counter() reading from before the caller's imports, if it has one."""
+    def load(
+        cls, settings: Settings | None = None, *, started: float | None = None, phases: InitPhases | None = None
+    ) -> Runtime:
+        """`started` is a perf_counter() reading from before the caller's imports, if it has one;
+        `phases` collects how long each step took (the handler logs them)."""
         started = time.perf_counter() if started is None else started
+        phases = InitPhases() if phases is None else phases
         settings = Settings.from_env() if settings is None else settings
+        phases.mark("settings")
         manifest = manifests.load(settings.model_dir)
-        verifier = _Verifier(settings.model_dir, manifest)
-        # Opened before the model loads, so the shared tier connects meanwhile; None when off.
+        phases.mark("manifest")
+        model = OnnxModel.start(
+            settings.model_dir / manifest.model_file,
+            manifest.inputs,
+            manifest.outputs,
+            threads=settings.threads,
+            graph_optimization=manifest.session.graph_optimization,
+        )
+        phases.mark("session (start)")
+        # Until model.ready(), this thread works beside ONNX Runtime's.
+        verifier = Checksums(settings.model_dir, manifest)
+        phases.mark("checksums")
+        from functions.inference.dataplane import DataPlane
+        from functions.inference.protocol import Router
+
+        phases.mark("import serving")
         cache = TextCache.open(
             manifest,
             truncate=settings.truncate,
@@ -50,18 +75,7 @@ class Runtime(msgspec.Struct, frozen=True):
             namespace=settings.metrics_namespace,
             settings=settings.cache,
         )
-        try:
-            model = OnnxModel.load(
-                settings.model_dir / manifest.model_file,
-                manifest.inputs,
-                manifest.outputs,
-                threads=settings.threads,
-                graph_optimization=manifest.session.graph_optimization,
-            )
-        except ModelLoadError:
-            verifier.result()  # a checksum mismatch explains a load failure better than ORT's message
-            raise
-        verifier.result()
+        phases.mark("cache")
         task = tasks.load(
             TaskContext(
                 manifest=manifest,
@@ -73,9 +87,22 @@ class Runtime(msgspec.Struct, frozen=True):
                 wrap=cache.wrap if cache is not None else None,
             )
         )
+        phases.mark("tokenizer")
+        try:
+            model.ready()
+        except ModelLoadError:
+            verifier.check()  # a checksum mismatch explains a load failure better than ORT's message
+            raise
+        phases.mark("session (wait)")
+        if verifier.threaded:
+            verifier.check()
+            phases.mark("checksums (wait)")
+            phases.add("checksums (sha256)", verifier.seconds)
         task.warmup()
+        phases.mark("warm-up")
         plane = DataPlane(manifest, task, settings)
         router = Router(plane, max_request_bytes=settings.max_request_bytes, base_path=settings.base_path)
+        phases.mark("router")
         return cls(settings, manifest, task, plane, router, init_ms=(time.perf_counter() - started) * 1000)
 
 
@@ -114,24 +141,36 @@ def open_task(
     )
 
 
-class _Verifier:
-    """Checks every file's sha256 in a thread. hashlib releases the GIL over the whole mapped file,
-    so on a machine with a second vCPU this costs the cold start almost nothing."""
+class Checksums:
+    """Every model file checked against the manifest before ONNX Runtime reads it: with XXH3 (what
+    `preheat build` records) that takes ~1 ms, so it is done right away. A manifest with only sha256
+    (~16 ms for MiniLM) is checked in a thread instead (hashlib releases the GIL over the mapped
+    file) while ONNX Runtime builds the session; `check()` waits for it and raises what it found."""
 
     def __init__(self, model_dir: Path, manifest: Manifest) -> None:
         self._error: BaseException | None = None
+        self.seconds = 0.0
+        self.threaded = not manifests.fast_to_verify(manifest)
+        self._thread: threading.Thread | None = None
+        if not self.threaded:
+            manifests.verify(model_dir, manifest)
+            return
         self._thread = threading.Thread(
             target=self._run, args=(model_dir, manifest), name="preheat-verify", daemon=True
         )
         self._thread.start()
 
     def _run(self, model_dir: Path, manifest: Manifest) -> None:
+        started = time.perf_counter()
         try:
             manifests.verify(model_dir, manifest)
         except BaseException as exc:  # handed to the init thread, which raises it
             self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
 
-    def result(self) -> None:
-        self._thread.join()
+    def check(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error

@@ -107,3 +107,35 @@ def test_a_manifest_of_the_previous_schema_says_rebuild(model_copy: Path) -> Non
     (model_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=r"schema 1, this runtime reads 2: rebuild .*preheat build"):
         manifests.load(model_copy)
+
+
+def _drop_xxh3(model_dir: Path) -> None:
+    """The manifest as builds before XXH3 wrote it: sha256 only."""
+    raw = json.loads((model_dir / "manifest.json").read_text())
+    for entry in raw["files"].values():
+        del entry["xxh3"]
+    (model_dir / "manifest.json").write_text(json.dumps(raw))
+
+
+def test_the_build_records_a_fast_checksum_beside_sha256(model_copy: Path) -> None:
+    manifest = manifests.load(model_copy)
+    assert manifests.fast_to_verify(manifest)
+    for name, entry in manifest.files.items():
+        assert entry.xxh3 == manifests.xxh3_file(model_copy / name)
+        assert len(entry.xxh3) == 32 and len(entry.sha256) == 64
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_flipped_byte_fails_with_either_checksum(model_copy: Path, fast: bool) -> None:
+    if not fast:
+        _drop_xxh3(model_copy)
+    manifest = manifests.load(model_copy)
+    assert manifests.fast_to_verify(manifest) is fast
+    manifests.verify(model_copy, manifest)
+    path = model_copy / "tokenizer.json"
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 0x01
+    path.write_bytes(bytes(data))
+    kind = "xxh3" if fast else "sha256"
+    with pytest.raises(ModelLoadError, match=rf"tokenizer\.json .*does not match its manifest: {kind} "):
+        manifests.verify(model_copy, manifest)

@@ -101,6 +101,25 @@ def test_a_corrupted_model_fails_init_naming_the_file(
         make_runtime(broken)
 
 
+def test_a_corrupted_model_fails_init_with_an_older_manifest_too(
+    embedding_dir: Path, tmp_path: Path, make_runtime: MakeRuntime
+) -> None:
+    """Manifests without XXH3 are checked with sha256 in a thread while the session builds."""
+    import json
+
+    broken = tmp_path / "broken"
+    shutil.copytree(embedding_dir, broken)
+    raw = json.loads((broken / "manifest.json").read_text())
+    for entry in raw["files"].values():
+        del entry["xxh3"]
+    (broken / "manifest.json").write_text(json.dumps(raw))
+    make_runtime(broken)  # intact: it loads
+    path = broken / "model.onnx"
+    path.write_bytes(b"\x00" * path.stat().st_size)
+    with pytest.raises(ModelLoadError, match=r"model\.onnx .*does not match its manifest: sha256"):
+        make_runtime(broken)
+
+
 def test_a_manifest_that_lies_about_the_graph_fails_init(
     embedding_dir: Path, tmp_path: Path, make_runtime: MakeRuntime
 ) -> None:

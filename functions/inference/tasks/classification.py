@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from functions.inference.errors import InvalidTensor, ModelLoadError
+from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import ClassificationSpec, TensorSpec, TextSpec
 from functions.inference.tasks import Inference, TaskContext
 from functions.inference.tasks.text import (
@@ -21,8 +21,9 @@ from functions.inference.tasks.text import (
     RowSource,
     TextModel,
     items_from_feeds,
-    load_tokenizer,
+    open_text_model,
     text_inputs,
+    warm_up,
 )
 
 SCORES = "scores"
@@ -59,16 +60,10 @@ class ClassificationTask:
     name = "text-classification"
 
     def __init__(
-        self,
-        model: TextModel,
-        text: TextSpec,
-        spec: ClassificationSpec,
-        *,
-        max_inputs: int,
-        source: RowSource | None = None,
+        self, model: TextModel, source: RowSource, text: TextSpec, spec: ClassificationSpec, *, max_inputs: int
     ) -> None:
         self.model = model  # the warm-up runs here, past any cache
-        self.source: RowSource = model if source is None else source
+        self.source = source
         self.text = text
         self.labels = spec.labels
         self.activation = spec.activation
@@ -97,30 +92,11 @@ class ClassificationTask:
         return Inference(results, cache=rows.served_by)
 
     def warmup(self) -> None:
-        text = "preheat warm-up: one short sentence through every layer"
-        item: Item = (text, "and a second one for pair models") if self.pairs else text
-        try:
-            self.model.rows([item])
-        except InvalidTensor as exc:
-            raise ModelLoadError(f"the warm-up inference failed: {exc.message}") from exc
+        warm_up(self.model)
 
 
 def load(context: TaskContext) -> ClassificationTask:
     manifest = context.manifest
     assert manifest.text is not None and manifest.classification is not None  # manifests.load checks them
-    tokenizer = load_tokenizer(context.model_dir, manifest.text, truncate=context.truncate)
-    model = TextModel(
-        context.model,
-        tokenizer,
-        manifest.text,
-        Activation(manifest.classification),
-        batch_size=context.batch_size,
-        truncate=context.truncate,
-    )
-    return ClassificationTask(
-        model,
-        manifest.text,
-        manifest.classification,
-        max_inputs=context.max_inputs,
-        source=context.wrap(model) if context.wrap is not None else None,
-    )
+    model, source = open_text_model(context, Activation(manifest.classification))
+    return ClassificationTask(model, source, manifest.text, manifest.classification, max_inputs=context.max_inputs)

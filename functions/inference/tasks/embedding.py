@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from functions.inference.errors import InvalidTensor, ModelLoadError
+from functions.inference.errors import ModelLoadError
 from functions.inference.manifest import EmbeddingSpec, TensorSpec, TextSpec
 from functions.inference.tasks import Inference, TaskContext
 from functions.inference.tasks.text import (
@@ -17,8 +17,9 @@ from functions.inference.tasks.text import (
     RowSource,
     TextModel,
     items_from_feeds,
-    load_tokenizer,
+    open_text_model,
     text_inputs,
+    warm_up,
 )
 
 OUTPUT = "embedding"
@@ -54,11 +55,9 @@ class Pooling:
 class EmbeddingTask:
     name = "text-embedding"
 
-    def __init__(
-        self, model: TextModel, text: TextSpec, spec: EmbeddingSpec, *, max_inputs: int, source: RowSource | None = None
-    ) -> None:
+    def __init__(self, model: TextModel, source: RowSource, text: TextSpec, spec: EmbeddingSpec, *, max_inputs: int) -> None:
         self.model = model  # the warm-up runs here, past any cache
-        self.source: RowSource = model if source is None else source
+        self.source = source
         self.text = text
         self.dimensions = spec.dimensions
         self.max_inputs = max_inputs
@@ -73,10 +72,7 @@ class EmbeddingTask:
         return Inference({OUTPUT: rows.values}, cache=rows.served_by)
 
     def warmup(self) -> None:
-        try:
-            self.model.rows(["preheat warm-up: one short sentence through every layer"])
-        except InvalidTensor as exc:
-            raise ModelLoadError(f"the warm-up inference failed: {exc.message}") from exc
+        warm_up(self.model)
 
 
 def load(context: TaskContext) -> EmbeddingTask:
@@ -84,19 +80,5 @@ def load(context: TaskContext) -> EmbeddingTask:
     assert manifest.text is not None and manifest.embedding is not None  # manifests.load checks them
     if manifest.text.pairs:
         raise ModelLoadError("a text-embedding model takes single texts: the manifest's text.pairs must be false")
-    tokenizer = load_tokenizer(context.model_dir, manifest.text, truncate=context.truncate)
-    model = TextModel(
-        context.model,
-        tokenizer,
-        manifest.text,
-        Pooling(manifest.embedding),
-        batch_size=context.batch_size,
-        truncate=context.truncate,
-    )
-    return EmbeddingTask(
-        model,
-        manifest.text,
-        manifest.embedding,
-        max_inputs=context.max_inputs,
-        source=context.wrap(model) if context.wrap is not None else None,
-    )
+    model, source = open_text_model(context, Pooling(manifest.embedding))
+    return EmbeddingTask(model, source, manifest.text, manifest.embedding, max_inputs=context.max_inputs)
