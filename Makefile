@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 
 model: $(MODEL)
 
-$(MODEL): $(STAMP) $(wildcard layers/*.py) $(wildcard layers/data/*.txt)
+$(MODEL): $(STAMP) $(wildcard layers/*.py) $(wildcard layers/tasks/*.py) $(wildcard layers/data/*.txt)
 	$(BIN)/preheat build
 
 demo: $(STAMP)

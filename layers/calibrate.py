@@ -11,7 +11,7 @@ also feeds a residual connection, so it cannot be folded into the previous Layer
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,15 +141,45 @@ def fake_quantized_weight(weight: np.ndarray, *, reduce_range: bool) -> np.ndarr
     return quantized
 
 
-def mean_pooled(session: Any, feeds: Sequence[dict[str, np.ndarray]], output: str) -> np.ndarray:
-    """L2-normalised mean-pooled embeddings, one per (unpadded, batch-1) feed."""
-    vectors = []
-    for feed in feeds:
-        names = {i.name for i in session.get_inputs()}
-        hidden = session.run([output], {k: v for k, v in feed.items() if k in names})[0]
-        pooled = hidden.reshape(-1, hidden.shape[-1]).mean(axis=0)  # [1, tokens, d] -> [d]
-        vectors.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
-    return np.stack(vectors)
+Feed = dict[str, np.ndarray]
+
+
+def cosine_error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """1 - mean cosine of matching rows."""
+    ref = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
+    cand = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-12)
+    return float(1.0 - (ref * cand).sum(axis=1).mean())
+
+
+def relative_error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """||candidate - reference|| / ||reference|| over all rows: for outputs too narrow for a cosine
+    (a cross-encoder's one score)."""
+    return float(np.linalg.norm(candidate - reference) / max(float(np.linalg.norm(reference)), 1e-12))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the sensitivity ranking compares: one row per (batch-1, unpadded) feed computed from a
+    session's outputs, and the error of a trial's rows against the fp32 ones. Each task's recipe
+    (layers/tasks/) says what its answer is: pooled token states, logits, every output."""
+
+    rows: Callable[[Any, Sequence[Feed]], np.ndarray]
+    error: Callable[[np.ndarray, np.ndarray], float] = cosine_error
+
+
+def output_rows(outputs: Sequence[str] | None = None) -> Callable[[Any, Sequence[Feed]], np.ndarray]:
+    """Rows made of the named outputs (all, when None), each flattened and concatenated per feed."""
+
+    def rows(session: Any, feeds: Sequence[Feed]) -> np.ndarray:
+        names = list(outputs) if outputs is not None else [o.name for o in session.get_outputs()]
+        accepted = {i.name for i in session.get_inputs()}
+        out = []
+        for feed in feeds:
+            values = session.run(names, {k: v for k, v in feed.items() if k in accepted})
+            out.append(np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values]))
+        return np.stack(out)
+
+    return rows
 
 
 def rank_sensitive(
@@ -157,7 +187,7 @@ def rank_sensitive(
     activations: Activations,
     feeds: Sequence[dict[str, np.ndarray]],
     *,
-    output: str,
+    probe: Probe,
     alpha: Alphas | None,
     reduce_range: bool,
     op_types: Sequence[str] = ("MatMul",),
@@ -166,8 +196,8 @@ def rank_sensitive(
 
     Measured, not estimated: for one node at a time, the graph gets that node's input through
     DynamicQuantizeLinear -> DequantizeLinear and its weight fake-quantized (after smoothing with
-    alpha, when given), and the score is 1 - mean cosine of the embeddings against fp32 on the
-    calibration feeds. The held-out text is never used here."""
+    alpha, when given), and the score is the probe's error of the trial's answers against fp32 on
+    the calibration feeds. The held-out data is never used here."""
     import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
@@ -181,7 +211,7 @@ def rank_sensitive(
     def session_for(proto: Any) -> Any:
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
-    reference = mean_pooled(session_for(base), feeds, output)
+    reference = probe.rows(session_for(base), feeds)
     inits = {init.name: i for i, init in enumerate(base.graph.initializer)}
     node_index = {node.name: i for i, node in enumerate(base.graph.node)}
     scores = []
@@ -218,8 +248,8 @@ def rank_sensitive(
         trial.graph.node[position].input[0] = f"{prefix}/dq"
         for offset, node in enumerate(new_nodes):
             trial.graph.node.insert(position + offset, node)
-        candidate = mean_pooled(session_for(trial), feeds, output)
-        scores.append((t.node, float(1.0 - (reference * candidate).sum(axis=1).mean())))
+        candidate = probe.rows(session_for(trial), feeds)
+        scores.append((t.node, probe.error(reference, candidate)))
     return sorted(scores, key=lambda item: item[1], reverse=True)
 
 

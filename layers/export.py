@@ -1,41 +1,108 @@
-"""Export a BERT-family sentence encoder to ONNX: dynamic batch and sequence axes, opset 17,
-weights in an external data file (ONNX Runtime maps it instead of copying: the largest single
-cold-start lever measured here). Build time only: imports torch and transformers."""
+"""Export a model to the ONNX file the fp32 directory holds: dynamic axes, weights in an external data
+file (ONNX Runtime maps it instead of copying: the largest single cold-start lever measured here).
+
+Hugging Face directories go through torch (the old TorchScript exporter, opset 17, eager attention,
+whose MatMul/Softmax pattern ONNX Runtime's fusions recognise): `AutoModel` for encoders,
+`AutoModelForSequenceClassification` for classifiers and cross-encoders. The graph takes the inputs
+the model's own forward signature names (`token_type_ids` only where the config has more than one
+token type), and the export is checked against PyTorch on inputs of two batch sizes and lengths.
+ONNX files are checked, loaded once by ONNX Runtime, and re-saved with external data.
+Build time only: imports torch and transformers.
+"""
 
 from __future__ import annotations
 
+import inspect
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-OUTPUT = "last_hidden_state"
+from functions.inference.manifest import TensorSpec
+from layers.spec import ModelSpec, SpecError, graph_signature
+
 OPSET = 17
-SAMPLE = [
-    "Export check: a short sentence.",
-    "A second, somewhat longer sentence checks the padding path too.",
-]
-# Checked at a batch size and length the export never saw, so a shape frozen by tracing shows up.
-OTHER_SHAPE = ["one", "two words", "and a third input that is a good deal longer than the others were " * 3]
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+HEADS = {"base": "last_hidden_state", "sequence-classification": "logits"}
 
 
-def export(source_dir: Path, out_file: Path, *, tolerance: float = 1e-4) -> float:
-    """Write out_file (+ out_file.data) and return the max abs difference to PyTorch on SAMPLE."""
+@dataclass(frozen=True)
+class Exported:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    opset: int
+    max_abs_diff: float  # against PyTorch (0 for an ONNX file: it is the reference)
+
+
+def _quiet_transformers() -> None:
     import os
-    import warnings
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import onnx
-    import torch
-    from tokenizers import Tokenizer
-    from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
+    # Its load report is a warning; what matters in it (missing weights) is checked and said here.
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+def _model_class(spec: ModelSpec, head: str) -> Any:
+    _quiet_transformers()
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    names = (
+        modeling_auto.MODEL_MAPPING_NAMES
+        if head == "base"
+        else modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    )
+    name = names.get(spec.model_type or "")
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if cls is None:
+        kind = "encoder" if head == "base" else "sequence classifier"
+        raise SpecError(
+            f"transformers has no {kind} for model_type {spec.model_type!r}: the exporter does not know it"
+        )
+    return cls
+
+
+def hf_input_names(spec: ModelSpec, head: str) -> tuple[str, ...]:
+    """The text inputs the model's forward takes, in TEXT_INPUTS order; token_type_ids only when the
+    config has token types to tell apart (RoBERTa's one type is left out)."""
+    parameters = inspect.signature(_model_class(spec, head).forward).parameters
+    names = [n for n in TEXT_INPUTS if n in parameters]
+    if "input_ids" not in names:
+        raise SpecError(
+            f"{spec.architecture or spec.model_type}'s forward takes no input_ids: not a text model"
+        )
+    if "token_type_ids" in names and int(spec.config.get("type_vocab_size", 2) or 0) < 2:
+        names.remove("token_type_ids")
+    return tuple(names)
+
+
+def export_hf(
+    spec: ModelSpec,
+    out_file: Path,
+    *,
+    head: str,
+    names: Sequence[str],
+    checks: Sequence[dict[str, np.ndarray]],
+    tolerance: float = 1e-4,
+) -> Exported:
+    """Write out_file (+ out_file.data) from spec's Hugging Face directory; checks are padded feeds
+    (with attention_mask) of two different shapes, compared with PyTorch after the export."""
+    import warnings
+
+    _quiet_transformers()
+    import onnx
+    import torch
+
+    output = HEADS[head]
+    cls = _model_class(spec, head)
 
     class KeywordInputs(torch.nn.Module):
         # transformers 5 models must be called by keyword; the exporter passes positionally.
@@ -43,56 +110,84 @@ def export(source_dir: Path, out_file: Path, *, tolerance: float = 1e-4) -> floa
             super().__init__()
             self.model = model
 
-        def forward(
-            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
-        ) -> torch.Tensor:
-            out = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            )
-            return out.last_hidden_state  # type: ignore[no-any-return]
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, args, strict=True)))[output]  # type: ignore[no-any-return]
 
-    # Eager attention exports the plain MatMul/Softmax pattern (and transformers 5's mask graph) that
-    # ONNX Runtime's BERT fusions recognise; the SDPA export is left unfused and runs slower.
-    model = AutoModel.from_pretrained(
-        str(source_dir), local_files_only=True, attn_implementation="eager"
-    ).eval()
+    assert spec.model_dir is not None
+    try:
+        # Eager attention exports the plain MatMul/Softmax pattern (and transformers 5's mask graph)
+        # that ONNX Runtime's BERT fusions recognise; the SDPA export is left unfused and runs slower.
+        model = cls.from_pretrained(
+            str(spec.model_dir), local_files_only=True, attn_implementation="eager"
+        ).eval()
+    except Exception as exc:  # transformers raises many types for a broken directory
+        raise SpecError(
+            f"transformers could not load {spec.model_dir}: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
     wrapper = KeywordInputs(model).eval()
-    tokenizer = Tokenizer.from_file(str(source_dir / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-
-    def feeds_for(texts: list[str]) -> dict[str, np.ndarray]:
-        enc = tokenizer.encode_batch(texts)
-        return {
-            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
-        }
-
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
-    axes[OUTPUT] = {0: "batch", 1: "sequence"}
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[output] = {0: "batch", 1: "sequence"} if head == "base" else {0: "batch"}
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    checks = [feeds_for(SAMPLE), feeds_for(OTHER_SHAPE)]
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
-        # The tracer warns about Python branches on shapes; the check on OTHER_SHAPE is what counts.
+        # The tracer warns about Python branches on shapes; the check on a second shape is what counts.
         warnings.simplefilter("ignore")
         raw = Path(tmp) / "model.onnx"
-        args = tuple(torch.from_numpy(checks[0][name]) for name in INPUTS)
-        torch.onnx.export(
-            wrapper,
-            args,
-            str(raw),
-            input_names=list(INPUTS),
-            output_names=[OUTPUT],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-        references = [wrapper(*(torch.from_numpy(f[n]) for n in INPUTS)).numpy() for f in checks]
+        args = tuple(torch.from_numpy(checks[0][name]) for name in names)
+        try:
+            torch.onnx.export(
+                wrapper,
+                args,
+                str(raw),
+                input_names=list(names),
+                output_names=[output],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        except Exception as exc:  # the exporter's errors name an op or a Python construct
+            raise SpecError(
+                f"the ONNX exporter failed on {spec.architecture or spec.model_type}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        references = [wrapper(*(torch.from_numpy(f[n]) for n in names)).numpy() for f in checks]
         graph = onnx.load(str(raw))
     save_with_external_data(graph, out_file)
-    return max(check(out_file, f, ref, tolerance) for f, ref in zip(checks, references, strict=True))
+    diff = max(check(out_file, f, ref, output, tolerance) for f, ref in zip(checks, references, strict=True))
+    inputs, outputs = graph_signature(out_file)
+    return Exported(inputs, outputs, OPSET, diff)
+
+
+def import_onnx(source: Path, out_file: Path) -> Exported:
+    """Check an ONNX file (and its external data), load it once with ONNX Runtime, and save it to
+    out_file with the weights in one external data file."""
+    import onnx
+    import onnxruntime as ort
+
+    inputs, outputs = graph_signature(source)
+    try:
+        onnx.checker.check_model(str(source))
+    except Exception as exc:  # ValidationError, and file errors for missing external data
+        raise SpecError(f"{source} is not a valid ONNX model: {_first_line(exc)}") from None
+    try:
+        graph = onnx.load(str(source))
+    except Exception as exc:
+        raise SpecError(
+            f"{source}: its weights could not be read (external data beside it?): {_first_line(exc)}"
+        ) from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's pybind errors
+        raise SpecError(f"ONNX Runtime cannot load {source}: {_first_line(exc)}") from None
+    opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), 0)
+    save_with_external_data(graph, out_file)
+    return Exported(inputs, outputs, int(opset), 0.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def save_with_external_data(graph: Any, out_file: Path) -> None:
@@ -111,15 +206,23 @@ def save_with_external_data(graph: Any, out_file: Path) -> None:
     )
 
 
-def check(out_file: Path, feeds: dict[str, np.ndarray], reference: np.ndarray, tolerance: float) -> float:
+def check(
+    out_file: Path, feeds: dict[str, np.ndarray], reference: np.ndarray, output: str, tolerance: float
+) -> float:
+    """Max abs difference to PyTorch (token states compared where the mask is 1); over the
+    tolerance, scaled by the output's magnitude, the export is broken."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(out_file), providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT], feeds)[0]
-    mask = feeds["attention_mask"][:, :, None].astype(bool)
-    diff = float(np.abs(np.where(mask, got - reference, 0)).max())
-    if diff > tolerance:
-        raise SystemExit(
-            f"the ONNX export differs from PyTorch by {diff:.2e} (> {tolerance:.0e}): export is broken"
+    got = session.run([output], feeds)[0]
+    if got.ndim == 3 and "attention_mask" in feeds:
+        mask = feeds["attention_mask"][:, :, None].astype(bool)
+        diff = float(np.abs(np.where(mask, got - reference, 0)).max())
+    else:
+        diff = float(np.abs(got - reference).max())
+    limit = tolerance * max(1.0, float(np.abs(reference).max()))
+    if diff > limit:
+        raise SpecError(
+            f"the ONNX export differs from PyTorch by {diff:.2e} (> {limit:.0e}): the export is broken"
         )
     return diff

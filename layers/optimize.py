@@ -1,7 +1,8 @@
 """Offline graph optimization, so that serving can load with graph optimization disabled.
 
-BERT-family encoders get ONNX Runtime's transformer fusions (Attention, SkipLayerNormalization,
-BiasGelu); any other model gets ORT's own session-level optimizations saved to file. Either way the
+Transformer encoders get ONNX Runtime's transformer fusions (Attention, BiasGelu, LayerNormalization)
+with the head count and width from the model's own config; any other model gets ORT's own
+session-level optimizations saved to file. Either way the
 final save is at the EXTENDED level: fusions into CPU contrib ops that exist on every CPU Lambda runs
 (x86_64 and arm64). The ALL level adds layout transformations specific to the build machine's
 vector width, which is why it is never saved.
@@ -13,7 +14,6 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,6 @@ PORTABLE_LEVEL = "extended"
 # Add + LayerNormalization took 1.3 ms (measured here): neither the BERT fusions nor the saved
 # session-level optimization may fuse them.
 SLOWER_FUSIONS = ("SkipLayerNormFusion",)
-
-
-@dataclass(frozen=True)
-class BertShape:
-    num_heads: int
-    hidden_size: int
 
 
 @contextmanager
@@ -69,24 +63,33 @@ def save_model(graph: Any, target: Path) -> None:
     )
 
 
-def fuse_bert(source: Path, target: Path, shape: BertShape) -> dict[str, int]:
-    """Apply the BERT fusions (python-level only: no ORT session, so nothing machine-specific) and
-    return how many nodes of each fused type the graph now has.
+def copy_model(source: Path, target: Path) -> None:
+    import onnx
+
+    save_model(onnx.load(str(source)), target)
+
+
+def fuse_transformer(
+    source: Path, target: Path, model_type: str, num_heads: int, hidden_size: int
+) -> dict[str, int]:
+    """Apply the transformer optimizer's fusions for model_type (one of its MODEL_TYPES, e.g. "bert"
+    for BERT, RoBERTa, XLM-R, DistilBERT; python-level only: no ORT session, so nothing
+    machine-specific) and return how many nodes of each fused type the graph now has.
 
     The embedding stays unfused: its lookup table is quantized by row later, which the fused
     EmbedLayerNormalization would not allow."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    options = FusionOptions("bert")
+    options = FusionOptions(model_type)
     options.enable_embed_layer_norm = False
     options.enable_skip_layer_norm = False  # see SLOWER_FUSIONS; Attention still fuses without it
     with quiet():
         optimized = optimize_model(
             str(source),
-            model_type="bert",
-            num_heads=shape.num_heads,
-            hidden_size=shape.hidden_size,
+            model_type=model_type,
+            num_heads=num_heads,
+            hidden_size=hidden_size,
             opt_level=0,
             optimization_options=options,
         )

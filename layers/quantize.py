@@ -10,6 +10,9 @@ Pieces, each optional per configuration:
   fp32 and the rest in int8 (`split-N`, outlier_split.py);
 - the word-embedding table as int8 with one scale per row (a Gather of int8 rows, a Cast, and a Mul by
   the row's scale: standard ONNX ops), a quarter of the fp32 table's bytes.
+
+`weight-only` is a method of its own (weight_only.py: int8 weights, fp32 compute, dequantized when the
+session loads) and `none` is the optimized fp32 graph, what ships when no int8 candidate passes.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from layers import outlier_split, per_token
+from layers import outlier_split, per_token, weight_only
 from layers.optimize import quiet, remove_model, save_model
 
 NAMED_KEEP_AS = ("int8-block", "fp32", "per-token")
 KEEP_AS = (*NAMED_KEEP_AS, "split-N")  # N: a number of channels, e.g. split-128
 SMOOTH_GRID = (0.5, 0.7, 0.85, 0.95)
-METHODS = ("dynamic", "static")
+METHODS = ("dynamic", "static", "weight-only", "none")
+DYNAMIC_OPS = ("MatMul", "Attention")
+STATIC_OPS = ("MatMul",)
 EMBEDDINGS = ("int8-row", "fp32")
 # Gather tables at least this big (bytes, fp32) are quantized by row: word and position embeddings,
 # not the two-row token-type table.
@@ -45,6 +50,8 @@ class QuantConfig:
     keep: int = 0  # how many of the most sensitive MatMuls stay out of per-tensor int8
     keep_as: str = "int8-block"
     embeddings: str = "int8-row"
+    # The ops int8 covers; None: DYNAMIC_OPS or STATIC_OPS (transformers). CNNs add Conv, Gemm.
+    op_types: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -93,6 +100,12 @@ def apply(
     config, with the nodes in kept left out of per-tensor int8. work is a scratch directory."""
     import onnx
 
+    if config.method == "weight-only":
+        weight_only.apply(source, target)
+        return Quantized(target, ())
+    if config.method == "none":
+        save_model(onnx.load(str(source)), target)
+        return Quantized(target, ())
     stage = source
     if kept and config.split_channels is not None:
         halves = work / "split.onnx"
@@ -102,7 +115,7 @@ def apply(
         stage = halves
     int8 = work / "int8.onnx"
     if config.method == "dynamic":
-        _dynamic(stage, int8, config, exclude=kept)
+        _dynamic(stage, int8, config, exclude=kept, op_types=config.op_types or DYNAMIC_OPS)
     else:
         static = work / "static.onnx"
         _static(stage, static, config, exclude=kept, feeds=calibration_feeds)
@@ -131,7 +144,7 @@ def _dynamic(
     config: QuantConfig,
     *,
     exclude: Sequence[str],
-    op_types: Sequence[str] = ("MatMul", "Attention"),
+    op_types: Sequence[str] = DYNAMIC_OPS,
 ) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -183,7 +196,7 @@ def _static(
             str(target),
             _Feeds(feeds),  # type: ignore[arg-type]
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["MatMul"],
+            op_types_to_quantize=list(config.op_types or STATIC_OPS),
             per_channel=config.per_channel,
             reduce_range=config.reduce_range,
             activation_type=QuantType.QUInt8,

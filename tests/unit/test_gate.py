@@ -95,12 +95,47 @@ def test_embedding_scores_rejects_bad_shapes() -> None:
         gate.embedding_scores(np.zeros((5, 4)), np.zeros((5, 3)))
 
 
-def test_tensor_scores_and_failures() -> None:
-    ref = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
-    same = gate.tensor_scores(ref, ref.copy())
-    assert (same.max_abs, same.max_rel, same.argmax) == (0.0, 0.0, 1.0)
-    off = gate.tensor_scores(ref, ref + np.array([[0.0, 1.5, 0.0], [0.0, 0.0, 0.0]]))
-    assert off.max_abs == pytest.approx(1.5)
-    assert off.max_rel == pytest.approx(0.5)
-    assert off.argmax == 0.5
-    assert len(off.failures(gate.TensorThresholds())) == 3
+def test_tensor_scores_compare_every_output_and_fail_on_any() -> None:
+    ref = {"y": np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]), "label": np.array([2, 0])}
+    same = gate.tensor_scores(ref, {k: v.copy() for k, v in ref.items()})
+    assert same.samples == 2
+    assert same.failures(gate.TensorThresholds()) == ()
+    assert same.outputs[0].min_cosine == pytest.approx(1.0) and same.outputs[0].relative_error == 0.0
+    assert same.outputs[1].agreement == 1.0 and same.outputs[1].min_cosine is None
+    off = gate.tensor_scores(
+        ref, {"y": ref["y"] + np.array([[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]), "label": np.array([1, 0])}
+    )
+    y, label = off.outputs
+    # Row 0 moved from [1, 2, 3] to [1, 5, 3]: cosine 20 / (sqrt(14) sqrt(35)); row 1 unchanged.
+    assert y.min_cosine == pytest.approx(20 / np.sqrt(14 * 35))
+    assert y.relative_error == pytest.approx(3.0 / np.sqrt(28))
+    assert label.agreement == 0.5
+    failures = off.failures(gate.TensorThresholds())
+    assert len(failures) == 3 and all(f.split(":")[0] in ("y", "label") for f in failures)
+    worst = gate.TensorScores.worst(same, off)
+    assert worst.outputs[0].min_cosine == y.min_cosine and worst.outputs[1].agreement == 0.5
+
+
+def test_classification_scores_count_top1_only_where_the_reference_is_clear() -> None:
+    ref = np.array([[0.9, 0.05, 0.05], [0.34, 0.33, 0.33], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    cand = ref.copy()
+    cand[1] = [0.33, 0.34, 0.33]  # a near-tie flips: not counted
+    scores = gate.classification_scores(ref, cand)
+    assert scores.top1 == 1.0 and scores.top1_counted == 3
+    assert scores.max_score_diff == pytest.approx(0.01) and scores.spearman is None
+    assert scores.failures(gate.ClassificationThresholds()) == ()
+    cand[2] = [0.5, 0.4, 0.1]  # a clear label changes
+    flipped = gate.classification_scores(ref, cand)
+    assert flipped.top1 == pytest.approx(2 / 3)
+    assert flipped.max_score_diff == pytest.approx(0.4)
+    assert len(flipped.failures(gate.ClassificationThresholds())) == 2
+
+
+def test_one_score_models_are_judged_by_score_order() -> None:
+    ref = np.linspace(0.1, 0.9, 20)[:, None]
+    swapped = ref.copy()
+    swapped[[3, 15]] = swapped[[15, 3]]
+    scores = gate.classification_scores(ref, swapped)
+    assert scores.top1 == 1.0 and scores.spearman is not None and scores.spearman < 0.99
+    assert any("Spearman" in f for f in scores.failures(gate.ClassificationThresholds()))
+    assert gate.classification_scores(ref, ref + 0.001).failures(gate.ClassificationThresholds()) == ()

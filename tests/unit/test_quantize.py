@@ -105,7 +105,7 @@ def test_sensitivity_ranks_the_node_with_outlier_inputs_first(tmp_path: Path) ->
         tmp_path / "model.onnx",
         activations,
         feeds,
-        output="y",
+        probe=calibrate.Probe(calibrate.output_rows(["y"])),
         alpha=None,
         reduce_range=True,
         op_types=("MatMul",),
