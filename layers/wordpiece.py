@@ -79,6 +79,37 @@ def _template(post: dict[str, Any] | None) -> tuple[list[str], list[str]] | None
     return (before, after) if seen_sequence else None
 
 
+def _pair_template(post: dict[str, Any] | None, vocab: dict[str, int]) -> runtime.PairTemplate | None:
+    """The pair template as the runtime reads it ([specials] A [specials] B [specials], with type
+    ids), or None when the post-processor has another shape."""
+    if post is None:
+        return None
+    if post.get("type") == "BertProcessing":
+        cls, sep = vocab[post["cls"][0]], vocab[post["sep"][0]]
+        return runtime.PairTemplate(before=[(cls, 0)], middle=[(sep, 0)], after=[(sep, 1)], a_type=0, b_type=1)
+    if post.get("type") != "TemplateProcessing":
+        return None
+    parts: list[list[tuple[int, int]]] = [[]]
+    types: list[int] = []
+    for piece in post.get("pair") or []:
+        if "Sequence" in piece:
+            sequence = piece["Sequence"]
+            if sequence.get("id") != "AB"[len(types)]:
+                return None
+            types.append(int(sequence.get("type_id", 0)))
+            parts.append([])
+        elif "SpecialToken" in piece:
+            special = post["special_tokens"].get(piece["SpecialToken"]["id"])
+            if special is None or len(special["ids"]) != 1:
+                return None
+            parts[-1].append((int(special["ids"][0]), int(piece["SpecialToken"].get("type_id", 0))))
+        else:
+            return None
+    if len(types) != 2:
+        return None
+    return runtime.PairTemplate(before=parts[0], middle=parts[1], after=parts[2], a_type=types[0], b_type=types[1])
+
+
 def _runs(kinds: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
     """(first code point, kind) of every run of code points that share a kind."""
     starts: list[int] = []
@@ -134,10 +165,17 @@ def _split_classes(pre_tokenizer: Any) -> tuple[list[int], list[int]]:
 
 
 def compile_tokenizer(
-    source: Path, target_dir: Path, *, max_tokens: int, texts: Sequence[str] = (), seed: int = 0
+    source: Path,
+    target_dir: Path,
+    *,
+    max_tokens: int,
+    texts: Sequence[str] = (),
+    seed: int = 0,
+    pairs: bool = False,
 ) -> Compiled:
     """Write target_dir/tokenizer.wordpiece when source is a BERT WordPiece tokenizer and the compiled
-    one agrees with the library on every check text; otherwise write nothing and say why."""
+    one agrees with the library on every check text (and, with `pairs`, on pairs of them, truncated
+    and not); otherwise write nothing and say why."""
     import tokenizers
 
     raw = source.read_bytes()
@@ -158,6 +196,9 @@ def compile_tokenizer(
     tokens = sorted(vocab, key=vocab.__getitem__)
     if any("\n" in token for token in tokens):
         return Compiled(None, "a vocabulary token holds a newline")
+    pair = _pair_template(config.get("post_processor"), vocab) if pairs else None
+    if pairs and pair is None:
+        return Compiled(None, "the post-processor's pair template is not [specials] $A [specials] $B [specials]")
     compiled = runtime.Compiled(
         format=runtime.FORMAT,
         vocab="\n".join(tokens),
@@ -174,10 +215,13 @@ def compile_tokenizer(
         split_starts=split_starts,
         split_classes=split_classes,
         source={"tokenizers": tokenizers.__version__, "tokenizer_sha256": hashlib.sha256(raw).hexdigest()},
+        pair=pair,
     )
     data = msgspec.msgpack.encode(compiled)
     checks = check_texts(texts, compiled, norm_map, seed=seed)
     mismatch = compare(data, source, checks, max_tokens=max_tokens)
+    if mismatch is None and pairs:
+        mismatch = compare_pairs(data, source, check_pairs(checks, seed=seed), max_tokens=max_tokens)
     if mismatch is not None:
         return Compiled(None, f"compiled tokenizer disagrees with the library: {mismatch}", len(checks))
     target = target_dir / FILE_NAME
@@ -226,6 +270,35 @@ def compare(data: bytes, source: Path, texts: Sequence[str], *, max_tokens: int)
         mismatch = _first_mismatch(data, LibraryTokenizer(source, max_tokens=limit), texts, limit)
         if mismatch is not None:
             return mismatch
+    return None
+
+
+def check_pairs(texts: Sequence[str], *, seed: int = 0) -> list[tuple[str, str]]:
+    """Pairs of check texts: each with the next, short with long (truncation of either side), and a
+    few of the same text twice."""
+    rng = random.Random(seed + 1)
+    pool = [t for t in texts if t] or ["a"]
+    pairs = [(pool[i], pool[(i + 1) % len(pool)]) for i in range(len(pool))]
+    pairs += [(rng.choice(pool), rng.choice(pool)) for _ in range(len(pool))]
+    pairs += [(t, t) for t in pool[:50]]
+    return pairs
+
+
+def compare_pairs(
+    data: bytes, source: Path, pairs: Sequence[tuple[str, str]], *, max_tokens: int
+) -> str | None:
+    """The first pair where compiled and library (ids, type ids) differ, or None."""
+    compiled = msgspec.msgpack.decode(data, type=runtime.Compiled)
+    for limit in (max_tokens, None):
+        reference = LibraryTokenizer(source, max_tokens=limit)
+        fast = runtime.WordPiece(compiled, lambda: reference, max_tokens=limit)
+        for pair, expected in zip(pairs, reference.encode_pairs(pairs), strict=True):
+            got = fast.encode_pair(*pair)
+            if got != expected:
+                return (
+                    f"pair ({pair[0][:40]!r}, {pair[1][:40]!r}) (truncation {limit}): "
+                    f"library {expected[0][:20]}, compiled {got[0][:20]}"
+                )
     return None
 
 

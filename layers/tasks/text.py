@@ -61,23 +61,21 @@ def export_text(
             f"exported with inputs {', '.join(names)} (from {spec.architecture or spec.model_type}'s forward)"
         )
     feeds = {ROLE_NAMES[name]: name for name in names}
-    compiled = None
-    if not spec.pairs:
-        progress("compiling the tokenizer's WordPiece tables (and checking them against the library)")
-        result = wordpiece.compile_tokenizer(
-            tokenizer_file,
-            target,
-            max_tokens=spec.max_tokens,
-            texts=texts_of(data.gate) + texts_of(data.calibration),
-        )
-        compiled = result.path.name if result.path is not None else None
-        notes.append(
-            f"tokenizer: compiled WordPiece tables ({result.checked_texts} texts checked against the library)"
-            if compiled
-            else f"tokenizer: the tokenizers library at run time ({result.reason})"
-        )
-    else:
-        notes.append("tokenizer: the tokenizers library at run time (pairs)")
+    progress("compiling the tokenizer's WordPiece tables (and checking them against the library)")
+    result = wordpiece.compile_tokenizer(
+        tokenizer_file,
+        target,
+        max_tokens=spec.max_tokens,
+        texts=texts_of(data.gate) + texts_of(data.calibration),
+        pairs=spec.pairs,
+    )
+    compiled = result.path.name if result.path is not None else None
+    checked = f"{result.checked_texts} texts{' and pairs of them' if spec.pairs else ''} checked against the library"
+    notes.append(
+        f"tokenizer: compiled WordPiece tables ({checked})"
+        if compiled
+        else f"tokenizer: the tokenizers library at run time ({result.reason})"
+    )
     text = TextSpec(
         feeds=feeds,
         tokenizer="tokenizer.json",

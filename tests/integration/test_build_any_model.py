@@ -144,7 +144,9 @@ def test_cross_encoder_scores_pairs_with_a_sigmoid(built_cross_encoder: BuiltMod
     assert "held-out pairs from layers/data/heldout.txt" in report
     manifest = built_cross_encoder.manifest
     assert manifest.text is not None and manifest.classification is not None
-    assert manifest.text.pairs and manifest.text.wordpiece is None
+    # A BERT WordPiece tokenizer with a pair template: the compiled tables encode the pairs too.
+    assert manifest.text.pairs and manifest.text.wordpiece == "tokenizer.wordpiece"
+    assert "texts and pairs of them checked against the library" in report
     assert manifest.classification.activation == "sigmoid" and len(manifest.classification.labels) == 1
     logits, _ = torch_outputs(built_cross_encoder, PAIRS, head="sequence-classification")
     expected = 1.0 / (1.0 + np.exp(-logits))

@@ -35,7 +35,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("wordpiece")
     tiny_models.tokenizer().save(str(folder / "tokenizer.json"))
     result = wordpiece.compile_tokenizer(
-        folder / "tokenizer.json", folder, max_tokens=MAX_TOKENS, texts=["Hello, World!", "rain"]
+        folder / "tokenizer.json", folder, max_tokens=MAX_TOKENS, texts=["Hello, World!", "rain"], pairs=True
     )
     assert result.path == folder / wordpiece.FILE_NAME, result.reason
     assert result.checked_texts > 500
@@ -65,6 +65,44 @@ def test_ids_match_the_library_on_any_text(tiny: Path, text: str) -> None:
     for limit in (MAX_TOKENS, None):
         fast, library = _pair(tiny, limit)
         assert fast.encode_one(text) == library.encode(text).ids
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_texts, second=_texts)
+def test_pairs_match_the_library_ids_types_and_truncation(tiny: Path, first: str, second: str) -> None:
+    """Cross-encoders: the pair template's type ids, and longest-first truncation of either side."""
+    for limit in (MAX_TOKENS, 9, None):
+        fast, library = _pair(tiny, limit)
+        encoding = library.encode(first, second)
+        assert fast.encode_pair(first, second) == (encoding.ids, encoding.type_ids)
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(3, 30), (30, 3), (30, 30), (10, 11), (11, 10), (20, 20), (1, 1)])
+def test_longest_first_truncation_cuts_the_longer_side(tiny: Path, n1: int, n2: int) -> None:
+    fast, library = _pair(tiny, MAX_TOKENS)
+    first, second = " ".join(["cat"] * n1), " ".join(["dog"] * n2)
+    ids, types = fast.encode_pair(first, second)
+    encoding = library.encode(first, second)
+    assert (ids, types) == (encoding.ids, encoding.type_ids) and len(ids) <= MAX_TOKENS
+
+
+def test_a_pair_model_without_a_pair_template_uses_the_library(tmp_path: Path) -> None:
+    tok = tiny_models.tokenizer()
+    from tokenizers import processors
+
+    v = tiny_models.vocab()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $B [SEP] $A [SEP]", special_tokens=[("[CLS]", v["[CLS]"]), ("[SEP]", v["[SEP]"])]
+    )
+    tok.save(str(tmp_path / "tokenizer.json"))
+    result = wordpiece.compile_tokenizer(tmp_path / "tokenizer.json", tmp_path, max_tokens=MAX_TOKENS, pairs=True)
+    assert result.path is None and "pair template" in result.reason
+
+
+def test_pair_models_load_the_tables_when_they_hold_the_template(tiny: Path) -> None:
+    spec = TextSpec(feeds={"ids": "input_ids"}, wordpiece=wordpiece.FILE_NAME, max_tokens=MAX_TOKENS, pairs=True)
+    tokenizer = load_tokenizer(tiny, spec, truncate=True)
+    assert isinstance(tokenizer, runtime.WordPiece) and tokenizer.pairs
 
 
 @pytest.mark.parametrize(

@@ -62,20 +62,24 @@ class LibraryTokenizer:
 
 
 def load_tokenizer(model_dir: Path, spec: TextSpec, *, truncate: bool) -> TokenIds:
-    """The compiled WordPiece tables when the manifest names them (single texts), else the library."""
+    """The compiled WordPiece tables when the manifest names them (for a pair model, when they hold
+    its pair template), else the library."""
     limit = spec.max_tokens if truncate else None
 
     def library() -> LibraryTokenizer:
         return LibraryTokenizer(model_dir / spec.tokenizer, max_tokens=limit)
 
+    name = spec.wordpiece or spec.tokenizer
     try:
-        if spec.wordpiece is not None and not spec.pairs:
+        if spec.wordpiece is not None:
             from functions.inference.tasks.wordpiece import WordPiece
 
-            return WordPiece.load(model_dir / spec.wordpiece, library, max_tokens=limit)
+            tables = WordPiece.load(model_dir / spec.wordpiece, library, max_tokens=limit)
+            if not spec.pairs or tables.pairs:
+                return tables
+            name = spec.tokenizer
         return library()
     except Exception as exc:
-        name = spec.wordpiece if spec.wordpiece is not None and not spec.pairs else spec.tokenizer
         raise ModelLoadError(f"could not load tokenizer {name}: {exc}") from exc
 
 

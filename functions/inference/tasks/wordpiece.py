@@ -54,9 +54,34 @@ class Compiled(msgspec.Struct, frozen=True):
     split_starts: list[int]
     split_classes: list[int]
     source: dict[str, str]  # tokenizers version and tokenizer.json sha256, for the record
+    pair: PairTemplate | None = None  # for pair models: the post-processor's pair template
 
     def tokens(self) -> list[str]:
         return self.vocab.split("\n")
+
+
+class PairTemplate(msgspec.Struct, frozen=True):
+    """[specials] A [specials] B [specials], each special token with its segment (type) id, as the
+    library's pair template ([CLS] A [SEP] B:1 [SEP]:1 for BERT)."""
+
+    before: list[tuple[int, int]]  # (token id, type id)
+    middle: list[tuple[int, int]]
+    after: list[tuple[int, int]]
+    a_type: int
+    b_type: int
+
+
+def longest_first(n1: int, n2: int, budget: int) -> tuple[int, int]:
+    """The lengths the library's `longest_first` truncation keeps of a pair: the longer one loses
+    tokens until both fit; cut to the same length, the second one (or the longer) keeps the odd one."""
+    if n1 + n2 <= budget:
+        return n1, n2
+    first_longer = n1 > n2
+    short = min(n1, n2)
+    if short <= budget // 2:
+        return (budget - short, short) if first_longer else (short, budget - short)
+    low, high = budget // 2, budget - budget // 2
+    return (high, low) if first_longer else (low, high)
 
 
 class Deferred(Exception):
@@ -153,6 +178,8 @@ class WordPiece:
         self._budget = None if max_tokens is None else max_tokens - len(self._before) - len(self._after)
         self._fallback_factory = fallback  # the library, configured alike: loaded on first need
         self._fallback: TokenIds | None = None
+        self._pair = compiled.pair
+        self._max_tokens = max_tokens
 
     @classmethod
     def load(cls, path: Path, fallback: Callable[[], TokenIds], *, max_tokens: int | None) -> WordPiece:
@@ -166,6 +193,37 @@ class WordPiece:
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode_one(text) for text in texts]
+
+    @property
+    def pairs(self) -> bool:
+        """Whether these tables also encode pairs (the tokenizer has a pair template they describe)."""
+        return self._pair is not None
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        return [self.encode_pair(a, b) for a, b in pairs]
+
+    def encode_pair(self, first: str, second: str) -> tuple[list[int], list[int]]:
+        """(token ids, type ids) of a pair, truncated longest-first as the library does."""
+        template = self._pair
+        if template is None:
+            raise ValueError("these WordPiece tables have no pair template: encode pairs with the library")
+        try:
+            a, b = self._ids(first), self._ids(second)
+        except Deferred:
+            return self._deferred_pair(first, second)
+        if self._max_tokens is not None:
+            specials = len(template.before) + len(template.middle) + len(template.after)
+            keep_a, keep_b = longest_first(len(a), len(b), max(0, self._max_tokens - specials))
+            del a[keep_a:], b[keep_b:]
+        ids = [t for t, _ in template.before] + a + [t for t, _ in template.middle] + b + [t for t, _ in template.after]
+        types = (
+            [k for _, k in template.before]
+            + [template.a_type] * len(a)
+            + [k for _, k in template.middle]
+            + [template.b_type] * len(b)
+            + [k for _, k in template.after]
+        )
+        return ids, types
 
     def encode_one(self, text: str) -> list[int]:
         try:
@@ -228,6 +286,14 @@ class WordPiece:
         return out
 
     def _deferred(self, text: str) -> list[int]:
+        return self._library().encode([text])[0]
+
+    def _deferred_pair(self, first: str, second: str) -> tuple[list[int], list[int]]:
+        library = self._library()
+        pairs: list[tuple[list[int], list[int]]] = library.encode_pairs([(first, second)])  # type: ignore[attr-defined]
+        return pairs[0]
+
+    def _library(self) -> TokenIds:
         if self._fallback is None:
             self._fallback = self._fallback_factory()
-        return self._fallback.encode([text])[0]
+        return self._fallback
