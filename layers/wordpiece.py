@@ -288,17 +288,25 @@ def compare_pairs(
     data: bytes, source: Path, pairs: Sequence[tuple[str, str]], *, max_tokens: int
 ) -> str | None:
     """The first pair where compiled and library (ids, type ids) differ, or None."""
-    compiled = msgspec.msgpack.decode(data, type=runtime.Compiled)
     for limit in (max_tokens, None):
-        reference = LibraryTokenizer(source, max_tokens=limit)
-        fast = runtime.WordPiece(compiled, lambda: reference, max_tokens=limit)
-        for pair, expected in zip(pairs, reference.encode_pairs(pairs), strict=True):
-            got = fast.encode_pair(*pair)
-            if got != expected:
-                return (
-                    f"pair ({pair[0][:40]!r}, {pair[1][:40]!r}) (truncation {limit}): "
-                    f"library {expected[0][:20]}, compiled {got[0][:20]}"
-                )
+        mismatch = _first_pair_mismatch(data, LibraryTokenizer(source, max_tokens=limit), pairs, limit)
+        if mismatch is not None:
+            return mismatch
+    return None
+
+
+def _first_pair_mismatch(
+    data: bytes, reference: LibraryTokenizer, pairs: Sequence[tuple[str, str]], limit: int | None
+) -> str | None:
+    compiled = msgspec.msgpack.decode(data, type=runtime.Compiled)
+    fast = runtime.WordPiece(compiled, lambda: reference, max_tokens=limit)
+    for pair, expected in zip(pairs, reference.encode_pairs(pairs), strict=True):
+        got = fast.encode_pair(*pair)
+        if got != expected:
+            return (
+                f"pair ({pair[0][:40]!r}, {pair[1][:40]!r}) (truncation {limit}): "
+                f"library {expected[0][:20]}, compiled {got[0][:20]}"
+            )
     return None
 
 
