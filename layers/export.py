@@ -6,7 +6,7 @@ whose MatMul/Softmax pattern ONNX Runtime's fusions recognise): `AutoModel` for 
 `AutoModelForSequenceClassification` for classifiers and cross-encoders. The graph takes the inputs
 the model's own forward signature names (`token_type_ids` only where the config has more than one
 token type), and the export is checked against PyTorch on inputs of two batch sizes and lengths.
-ONNX files are checked, loaded once by ONNX Runtime, and re-saved with external data.
+ONNX files are checked, loaded once by ONNX Runtime, and re-saved with external data (optimize.save_model).
 Build time only: imports torch and transformers.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from functions.inference.manifest import TensorSpec
+from layers.optimize import save_model
 from layers.spec import ModelSpec, SpecError, graph_signature
 
 OPSET = 17
@@ -151,7 +152,7 @@ def export_hf(
             ) from None
         references = [wrapper(*(torch.from_numpy(f[n]) for n in names)).numpy() for f in checks]
         graph = onnx.load(str(raw))
-    save_with_external_data(graph, out_file)
+    save_model(graph, out_file)
     diff = max(check(out_file, f, ref, output, tolerance) for f, ref in zip(checks, references, strict=True))
     inputs, outputs = graph_signature(out_file)
     return Exported(inputs, outputs, OPSET, diff)
@@ -181,29 +182,13 @@ def import_onnx(source: Path, out_file: Path) -> Exported:
     except Exception as exc:  # ORT's pybind errors
         raise SpecError(f"ONNX Runtime cannot load {source}: {_first_line(exc)}") from None
     opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), 0)
-    save_with_external_data(graph, out_file)
+    save_model(graph, out_file)
     return Exported(inputs, outputs, int(opset), 0.0)
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
-
-
-def save_with_external_data(graph: Any, out_file: Path) -> None:
-    import onnx
-
-    data = out_file.with_name(out_file.name + ".data")
-    for stale in (out_file, data):
-        stale.unlink(missing_ok=True)
-    onnx.save_model(
-        graph,
-        str(out_file),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=data.name,
-        size_threshold=1024,
-    )
 
 
 def check(
