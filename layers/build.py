@@ -51,7 +51,7 @@ class Built:
     fp32_manifest: Manifest
     export_max_abs_diff: float
     result: search.SearchResult
-    chosen: search.Outcome  # what the served directory holds
+    chosen: search.MeasuredCandidate  # what the served directory holds
     fell_back: bool  # no int8 candidate passed: chosen is the optimized fp32 graph
     objective: str
     spec: specs.ModelSpec
@@ -271,7 +271,7 @@ def _scores_dict(scores: Any) -> dict[str, Any]:
     return dict(scores.as_dict()) if scores is not None else {}
 
 
-def _summary(outcome: search.Outcome) -> dict[str, Any]:
+def _summary(outcome: search.MeasuredCandidate) -> dict[str, Any]:
     return {
         "name": outcome.config.name,
         "passed": outcome.passed,
@@ -289,7 +289,7 @@ def _rounded(value: Any) -> Any:
     return round(value, 5) if isinstance(value, float) else value
 
 
-def _write_ort(chosen: search.Outcome, target: Path, gate: tasks.Gate) -> None:
+def _write_ort(chosen: search.MeasuredCandidate, target: Path, gate: tasks.Gate) -> None:
     """Convert, then gate the ORT-format file like any candidate: it must pass too."""
     optimize.save_ort_format(chosen.path, target)
     measured = gate.measure(target, chosen.load_with)

@@ -22,7 +22,8 @@ QUANTIZABLE = ("MatMul", "Attention")  # ops with a constant weight as input 1
 
 
 @dataclass(frozen=True)
-class Target:
+class QuantizableNode:
+    """A MatMul or Attention node whose input 1 is a constant weight: what smoothing and int8 act on."""
     node: str
     op_type: str
     activation: str  # the node's input 0
@@ -33,7 +34,7 @@ class Target:
 class Activations:
     """Per-node inputs captured on calibration text, one array per text ([tokens, channels])."""
 
-    targets: tuple[Target, ...]
+    targets: tuple[QuantizableNode, ...]
     samples: dict[str, list[np.ndarray]]  # activation name -> per-text arrays
 
     def channel_max(self, activation: str) -> np.ndarray:
@@ -41,10 +42,10 @@ class Activations:
         return maxima
 
 
-def targets(graph: Any) -> tuple[Target, ...]:
+def targets(graph: Any) -> tuple[QuantizableNode, ...]:
     weights = {init.name for init in graph.initializer}
     return tuple(
-        Target(node.name, node.op_type, node.input[0], node.input[1])
+        QuantizableNode(node.name, node.op_type, node.input[0], node.input[1])
         for node in graph.node
         if node.op_type in QUANTIZABLE and len(node.input) > 1 and node.input[1] in weights
     )

@@ -26,7 +26,8 @@ STAMP = ".preheat-layer.json"
 
 
 @dataclass(frozen=True)
-class Target:
+class LayerPlatform:
+    """The platform a dependency layer is built for: a Lambda architecture, or this machine."""
     name: str  # x86_64 | arm64 | local
     python: str  # "3.12"
     platforms: tuple[str, ...]  # pip --platform tags; empty: the running interpreter's own
@@ -41,18 +42,18 @@ class Target:
         return paths.DEPS_MOUNT if self.name != "local" else None
 
 
-def lambda_target(arch: str) -> Target:
+def lambda_target(arch: str) -> LayerPlatform:
     if arch not in paths.LAMBDA_ARCHITECTURES:
         raise SystemExit(
             f"unknown Lambda architecture {arch!r}: use one of {', '.join(paths.LAMBDA_ARCHITECTURES)}"
         )
     machine = "x86_64" if arch == "x86_64" else "aarch64"
-    return Target(arch, LAMBDA_PYTHON, tuple(f"{tag}_{machine}" for tag in _MANYLINUX), machine)
+    return LayerPlatform(arch, LAMBDA_PYTHON, tuple(f"{tag}_{machine}" for tag in _MANYLINUX), machine)
 
 
-def local_target() -> Target:
+def local_target() -> LayerPlatform:
     machine = platform.machine()
-    return Target(
+    return LayerPlatform(
         "local",
         f"{sys.version_info[0]}.{sys.version_info[1]}",
         (),
@@ -72,7 +73,7 @@ def runtime_requirements(pyproject: Path = paths.PYPROJECT) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class DepsLayer:
-    target: Target
+    target: LayerPlatform
     layer_dir: Path
     zip_path: Path
     sizes: Sizes
@@ -88,7 +89,7 @@ Progress = Callable[[str], None]
 
 
 def build(
-    target: Target,
+    target: LayerPlatform,
     layer_dir: Path,
     *,
     requirements: tuple[str, ...] | None = None,
@@ -130,7 +131,7 @@ def build(
     return layer
 
 
-def pip_install(requirements: tuple[str, ...], site: Path, target: Target) -> None:
+def pip_install(requirements: tuple[str, ...], site: Path, target: LayerPlatform) -> None:
     command = [
         sys.executable, "-m", "pip", "install",
         "--target", str(site),
@@ -182,7 +183,7 @@ def _normalise_modes(root: Path) -> None:
             path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)
 
 
-def _fingerprint(target: Target, requirements: tuple[str, ...]) -> str:
+def _fingerprint(target: LayerPlatform, requirements: tuple[str, ...]) -> str:
     recipe = {
         "target": [target.name, target.python, list(target.platforms)],
         "requirements": list(requirements),
@@ -209,7 +210,7 @@ def _stamp(layer: DepsLayer, fingerprint: str) -> dict[str, object]:
 
 
 def _from_stamp(
-    target: Target,
+    target: LayerPlatform,
     layer_dir: Path,
     zip_path: Path,
     recorded: dict[str, object],

@@ -27,6 +27,3 @@ class Check:
         verdict = "ok" if self.ok else "OVER"
         return f"{self.what}: {self.bytes / MB:.1f} MB of {self.limit / MB:.0f} MB ({verdict})"
 
-
-class OverLimit(SystemExit):
-    """Raised (as a CLI exit) when an artifact is over a Lambda limit."""

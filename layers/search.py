@@ -76,7 +76,8 @@ def default_space() -> tuple[QuantConfig, ...]:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class MeasuredCandidate:
+    """One quantization candidate as the search measured it: size, accuracy, latency, failures."""
     config: QuantConfig
     model_bytes: int
     size_ratio: float
@@ -103,16 +104,16 @@ class Outcome:
 
 @dataclass(frozen=True)
 class SearchResult:
-    outcomes: tuple[Outcome, ...]
-    fallback: Outcome | None = None  # the optimized fp32 graph, measured like the candidates
+    outcomes: tuple[MeasuredCandidate, ...]
+    fallback: MeasuredCandidate | None = None  # the optimized fp32 graph, measured like the candidates
     latency_input: str = f"{LATENCY_TOKENS} tokens"
     reference_session_ms: float = 0.0
 
     @property
-    def chosen(self) -> Outcome | None:
+    def chosen(self) -> MeasuredCandidate | None:
         return self.choose("speed")
 
-    def choose(self, objective: str = "speed") -> Outcome | None:
+    def choose(self, objective: str = "speed") -> MeasuredCandidate | None:
         """Among passing candidates: `speed` (default) the fastest by its speed-up over fp32 measured
         side by side, where candidates within SPEED_TIE of the fastest count as equally fast (timings
         on a shared machine move by more than that between runs; bytes do not) and of those the
@@ -131,7 +132,7 @@ class SearchResult:
         tied = [o for o in passing if o.speedup >= best * (1.0 - SPEED_TIE)]
         return min(tied, key=lambda o: (o.model_bytes, -o.speedup))
 
-    def shipped(self, objective: str = "speed") -> tuple[Outcome | None, bool]:
+    def shipped(self, objective: str = "speed") -> tuple[MeasuredCandidate | None, bool]:
         """What goes into the served directory, and whether it is the fp32 fallback."""
         chosen = self.choose(objective)
         if chosen is not None:
@@ -139,7 +140,7 @@ class SearchResult:
         return self.fallback, True
 
     def report(self) -> str:
-        rows: list[Outcome] = [*self.outcomes, *((self.fallback,) if self.fallback is not None else ())]
+        rows: list[MeasuredCandidate] = [*self.outcomes, *((self.fallback,) if self.fallback is not None else ())]
         sample = next((o.scores for o in rows if o.scores is not None), None)
         headers = [h for h, _ in sample.cells()] if sample is not None else []
         lines = [
@@ -348,7 +349,7 @@ def _outcome(
     ref_bytes: int,
     max_size_ratio: float | None,
     started: float,
-) -> Outcome:
+) -> MeasuredCandidate:
     measured: Measured = gate.measure(final, level)
     reference_ms, candidate_ms = interleaved_latency(reference, final, latency_feed, candidate_level=level)
     size = model_bytes(final)
@@ -356,7 +357,7 @@ def _outcome(
     failures = measured.failures
     if max_size_ratio is not None and ratio > max_size_ratio:
         failures += (f"size {ratio:.1%} of fp32 > {max_size_ratio:.0%}",)
-    return Outcome(
+    return MeasuredCandidate(
         config=config,
         model_bytes=size,
         size_ratio=ratio,
@@ -374,8 +375,8 @@ def _outcome(
     )
 
 
-def _broken(config: QuantConfig, exc: Exception, seconds: float, folder: Path) -> Outcome:
-    return Outcome(
+def _broken(config: QuantConfig, exc: Exception, seconds: float, folder: Path) -> MeasuredCandidate:
+    return MeasuredCandidate(
         config=config,
         model_bytes=0,
         size_ratio=0.0,

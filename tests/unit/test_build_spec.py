@@ -311,9 +311,9 @@ def test_weights_with_unknown_consumers_stay_fp32(tmp_path: Path) -> None:
     assert weight_only.apply(tmp_path / "m.onnx", tmp_path / "q.onnx") == 0
 
 
-def outcome(name: str, size: int, speedup: float, accuracy: float, passed: bool = True) -> search.Outcome:
+def outcome(name: str, size: int, speedup: float, accuracy: float, passed: bool = True) -> search.MeasuredCandidate:
     scores = gate.EmbeddingScores(accuracy, 0.99, 0.999, 1.0, 10, 20)
-    return search.Outcome(
+    return search.MeasuredCandidate(
         config=QuantConfig(name), model_bytes=size, size_ratio=size / 100, scores=scores, batch1=scores,
         batched=scores, latency_ms=10.0 / speedup, reference_ms=10.0, kept=(),
         failures=() if passed else ("min cosine 0.9 < 0.98",), seconds=1.0, path=Path("unused"),

@@ -177,9 +177,9 @@ def test_per_node_alphas_smooth_only_where_it_pays(tmp_path: Path) -> None:
         QuantConfig("both", smooth_alpha=0.5, smooth_per_node=True)
 
 
-def _outcome(name: str, size: int, speedup: float, passed: bool = True) -> search.Outcome:
+def _outcome(name: str, size: int, speedup: float, passed: bool = True) -> search.MeasuredCandidate:
     scores = gate.EmbeddingScores(0.999, 0.99, 0.999, 1.0, 10, 20)
-    return search.Outcome(
+    return search.MeasuredCandidate(
         config=QuantConfig(name),
         model_bytes=size,
         size_ratio=size / 100,
