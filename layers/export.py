@@ -23,7 +23,8 @@ import numpy as np
 
 from functions.inference.manifest import TensorSpec
 from layers.optimize import save_model
-from layers.spec import ModelSpec, SpecError, graph_signature
+from layers.spec import ModelSpec, SpecError
+from layers.spec_onnx import graph_signature
 
 OPSET = 17
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

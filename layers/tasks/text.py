@@ -15,7 +15,8 @@ import numpy as np
 from functions.inference.manifest import Manifest, TextSpec
 from layers import export, modeldir, samples, wordpiece
 from layers.samples import Item, Split
-from layers.spec import ROLE_NAMES, ModelSpec, SpecError
+from layers.spec import ModelSpec, SpecError
+from layers.spec_onnx import ROLE_NAMES
 from layers.tasks import Feed, Measured, Progress, Sections
 
 GATE_BATCH = 8  # the batched half of the gate (search.GATE_BATCH)
