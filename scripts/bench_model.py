@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from layers.spec import SpecError
+    from layers import SpecError
 
     try:
         return _run(args)
@@ -281,8 +281,7 @@ def _scenarios(
             ]
         return inputs, lambda t, feed: t.infer(feed)
     from functions.inference.tasks.text import LibraryTokenizer
-    from layers.samples import builtin_pairs
-    from layers.textdata import heldout
+    from layers import builtin_pairs, heldout
 
     texts = list(heldout())
     items: Sequence[Any] = list(builtin_pairs(texts)) if manifest.text.pairs else texts

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from layers import paths
 
 if TYPE_CHECKING:
-    from layers.build import Built
+    from layers import Built
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -83,7 +83,7 @@ def model_name(spec: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from layers.spec import SpecError
+    from layers import SpecError
 
     try:
         return _run(args)
@@ -95,12 +95,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from layers import Overrides, SlimmingFailed, SpecError, default_source, read_spec, samples
     from layers import build as builder
-    from layers import samples, spec
-    from layers.build import SlimmingFailed
-    from layers.source import default_source
 
-    overrides = spec.Overrides(
+    overrides = Overrides(
         task=args.task,
         tokenizer=args.tokenizer,
         pooling=args.pooling,
@@ -109,17 +107,17 @@ def _run(args: argparse.Namespace) -> int:
     )
     name = args.name or (model_name(args.model) if args.model is not None else builder.DEFAULT_NAME)
     if not _NAME.match(name) or name.endswith(builder.FP32_SUFFIX):
-        raise spec.SpecError(
+        raise SpecError(
             f"--name {name!r}: use letters, digits, '.', '_' and '-' (not starting with '.' or '-', "
             f"not ending in {builder.FP32_SUFFIX}, which names the reference beside it)"
         )
     shapes = samples.parse_shapes(args.shape)
     if args.model is None:
         source = default_source()
-        model = spec.read(source.path, overrides)
+        model = read_spec(source.path, overrides)
         extra = {"aliases": source.aliases, "source": source.manifest_source()}
     else:
-        model = spec.read(args.model, overrides)
+        model = read_spec(args.model, overrides)
         extra = {}
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
     console = Console() if sys.stdout.isatty() else Console(width=150)

@@ -47,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from infra.config import ConfigError
-    from layers import bytecode, deps_layer, limits, model_layer, sagemaker_artifacts
+    from layers import bytecode, deps_layer, limits, model_layer, sagemaker_artifacts, unzipped_bytes
     from layers import function_code as function_code_bundle
-    from layers.archive import unzipped_bytes
     from scripts.twin.models import chosen_model
 
     # Logs (CI, files) get rich's 80 columns otherwise, which wraps every table row.
