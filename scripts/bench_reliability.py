@@ -30,6 +30,9 @@ Progress = Callable[[str], None]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, help="the embedding model (default build/models/minilm, built if missing)")
+    parser.add_argument("--classifier-dir", type=Path,
+                        help="also fuzz a built text-classification model's /v1/classify (preheat build --model ...)")
+    parser.add_argument("--reranker-dir", type=Path, help="also fuzz a built cross-encoder's /v1/rerank")
     parser.add_argument("--levels", default="1,2,4,8", help="concurrency levels for the load test (default 1,2,4,8)")
     parser.add_argument("--reserved", type=int, default=2, help="the function's reserved concurrency (default 2)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per load level (default 10)")
@@ -57,6 +60,8 @@ class Options:
     threads: int = 1
     atol: float = 1e-4
     root: Path = field(default_factory=Path.cwd)
+    classifier_dir: Path | None = None
+    reranker_dir: Path | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         model_dir=model_dir.resolve(), state_dir=args.state_dir, levels=levels, reserved=args.reserved,
         seconds=args.seconds, examples=args.examples, fuzz_seconds=args.fuzz_seconds,
         phase_seconds=args.phase_seconds,
+        classifier_dir=_classification_dir(args.classifier_dir, pairs=False, flag="--classifier-dir"),
+        reranker_dir=_classification_dir(args.reranker_dir, pairs=True, flag="--reranker-dir"),
     )
     with console.status("starting…") as status:
         results = collect(options, progress=lambda text: status.update(text))
@@ -86,6 +93,23 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(results, indent=2))
         console.print(f"figures: {args.json}")
     return 1 if args.check and not results["passed"] else 0
+
+
+def _classification_dir(model_dir: Path | None, *, pairs: bool, flag: str) -> Path | None:
+    """A built text-classification model directory (a cross-encoder if `pairs`), or exit naming the flag."""
+    if model_dir is None:
+        return None
+    from functions.inference import manifest as manifests
+    from functions.inference.errors import ModelLoadError
+
+    try:
+        manifest = manifests.load(model_dir)
+    except ModelLoadError as exc:
+        raise SystemExit(f"{flag} {model_dir}: {exc.message}") from None
+    if manifest.task != "text-classification" or manifest.text is None or manifest.text.pairs != pairs:
+        kind = "a cross-encoder (text-classification of pairs)" if pairs else "a text-classification model"
+        raise SystemExit(f"{flag} {model_dir}: needs {kind}, but its manifest's task is {manifest.task!r}")
+    return model_dir.resolve()
 
 
 @contextlib.contextmanager
@@ -143,12 +167,17 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
         "levels": list(options.levels), "seconds_per_level": options.seconds, "examples": options.examples,
         "max_request_bytes": stack.MAX_REQUEST_BYTES, "pool": options.pool, "atol": options.atol,
     }}
-    with _redis() as redis, stack.uvicorn_app(create_app(embed_rt)) as embed_url, \
+    # The text-classification models, when given: (twin function, kind, model dir).
+    classifiers = [(name, kind, d) for name, kind, d in ((stack.CLASSIFIER, "classifier", options.classifier_dir),
+                                                         (stack.RERANKER, "reranker", options.reranker_dir)) if d]
+    with contextlib.ExitStack() as apps, _redis() as redis, stack.uvicorn_app(create_app(embed_rt)) as embed_url, \
             stack.uvicorn_app(create_app(tensor_rt)) as tensor_url:
+        classifier_urls = [apps.enter_context(stack.uvicorn_app(create_app(runtime(d)))) for _, _, d in classifiers]
         spec = stack.StackSpec(
             root=options.root.resolve(), embed_dir=options.model_dir, tensor_dir=tensor_dir,
             broken_dir=work / "broken", state_dir=options.state_dir / "twin",
             redis_url=redis.url if redis else None, reserved=options.reserved, env={"PREHEAT_THREADS": str(options.threads)},
+            classifier_dir=options.classifier_dir, reranker_dir=options.reranker_dir,
         )
         say("starting the local twin")
         twin_state.stop(spec.state_dir)
@@ -161,6 +190,9 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
                 (Target("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)), "embedding"),
                 (Target("lambda", state.url(stack.TENSOR), state.ca, _signer(state, stack.TENSOR)), "tensor"),
             ]
+            for (name, kind, _), url in zip(classifiers, classifier_urls, strict=True):
+                targets += [(Target("uvicorn", url), kind),
+                            (Target("lambda", state.url(name), state.ca, _signer(state, name)), kind)]
             results["hostile"] = _hostile(targets, options, say)
             say("load")
             levels = load.run_levels(twin, stack.TARGET, model, pool, reference, levels=options.levels,
@@ -250,8 +282,14 @@ def _hostile(targets: list[tuple[Any, str]], options: Options, say: Progress) ->
         anchors = fuzz.Anchors.discover(target)
         report = fuzz.fuzz(target, examples=options.examples, seconds=options.fuzz_seconds, progress=tell)
         fuzzed.append({**report.as_dict(), "target": label})
-        chosen = (hostile.embedding_cases(anchors, stack.MAX_REQUEST_BYTES, lambda_path=target.name == "lambda")
-                  if kind == "embedding" else hostile.tensor_cases(anchors))
+        lambda_path = target.name == "lambda"
+        if kind == "embedding":
+            chosen = hostile.embedding_cases(anchors, stack.MAX_REQUEST_BYTES, lambda_path=lambda_path)
+        elif kind in ("classifier", "reranker"):
+            route = hostile.RERANK if kind == "reranker" else hostile.CLASSIFY
+            chosen = hostile.classification_cases(anchors, stack.MAX_REQUEST_BYTES, route=route, lambda_path=lambda_path)
+        else:
+            chosen = hostile.tensor_cases(anchors)
         if target.signer is not None and kind == "embedding":  # an AWS_IAM Function URL
             chosen += hostile.auth_cases(anchors)
         ran = hostile.run_cases(target, chosen, progress=tell)

@@ -1,6 +1,6 @@
 """The cache tier: answer repeats without running the model, never with a wrong or stale answer.
 
-    cache = TextCache.open(manifest, truncate=..., service=..., namespace=...)  # at init; or None
+    cache = TextCache.open(keyspace, service=..., namespace=...)  # at init; or None
     rows = cache.wrap(text_model)   # a RowSource: .rows(items) -> Rows(served_by=...)
 
 Any text task's rows are cached (embeddings, label scores); tensor models are not.
@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from functions.cache.keys import KeySpace, text_keyspace
+from functions.cache.keys import KeySpace
 from functions.cache.memory import MemoryCache
 from functions.cache.metrics import CacheMetrics
 from functions.cache.settings import CacheSettings
 from functions.cache.tiered import CachedRows
-from functions.inference.manifest import TEXT_TASKS, Manifest
-from functions.inference.tasks.text import RowSource
+from functions.rows import RowSource
 
 if TYPE_CHECKING:
     from functions.cache.shared import Guarded, SharedTier
@@ -62,18 +61,17 @@ class TextCache:
     @classmethod
     def open(
         cls,
-        manifest: Manifest,
+        keyspace: KeySpace,
         *,
-        truncate: bool,
         service: str,
         namespace: str,
         settings: CacheSettings | None = None,
         env: Mapping[str, str] | None = None,
     ) -> TextCache | None:
-        """None when there is nothing to cache (no level configured, or not a text model).
-        Bad settings raise ConfigError naming the variable."""
+        """None when no level is configured. `keyspace` names the model variant whose rows are cached
+        (the runtime derives it from its manifest). Bad settings raise ConfigError naming the variable."""
         settings = CacheSettings.from_env(env) if settings is None else settings
-        if not settings.enabled or manifest.task not in TEXT_TASKS:
+        if not settings.enabled:
             return None
         metrics = CacheMetrics(
             service=service, namespace=namespace, interval=settings.metrics_interval_seconds
@@ -86,7 +84,7 @@ class TextCache:
             shared = Guarded(tier, timeout_seconds=settings.timeout_ms / 1000, metrics=metrics)
         return cls(
             settings,
-            text_keyspace(manifest, truncate=truncate),
+            keyspace,
             metrics=metrics,
             shared=shared,
         )

@@ -12,10 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import msgspec
-
-from functions.inference.manifest import Manifest
-
 # Bump when the key derivation or the value layout changes: old entries then simply stop matching.
 SCHEMA = "preheat-cache/1"
 
@@ -50,14 +46,3 @@ class KeySpace:
         h.update(text.encode("utf-8", "surrogatepass"))
         digest = h.digest()
         return Key(digest, self._prefix + digest.hex())
-
-
-def text_keyspace(manifest: Manifest, *, truncate: bool) -> KeySpace:
-    """model_id covers the files; the manifest's text and task settings (pooling, labels, ...) can
-    change without any file changing, so they are part of the key too."""
-    variant: dict[str, Any] = {"task": manifest.task, "truncate": truncate}
-    for section in ("text", "embedding", "classification"):
-        value = getattr(manifest, section)
-        if value is not None:
-            variant[section] = msgspec.to_builtins(value)
-    return KeySpace(manifest.model_id, variant)

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from functions.inference import envvars
-from functions.inference.errors import ConfigError
+from functions import envvars
+from functions.errors import ConfigError
 
 MiB = 1024 * 1024
 # 64 MiB holds ~35,000 all-MiniLM-L6-v2 answers (384 float32 + ~350 bytes of bookkeeping each):

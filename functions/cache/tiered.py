@@ -25,8 +25,8 @@ from functions.cache.flights import Flights
 from functions.cache.keys import Key, KeySpace
 from functions.cache.memory import MemoryCache
 from functions.cache.metrics import CacheMetrics
-from functions.inference.errors import InvalidRequest
-from functions.inference.tasks.text import Item, Rows, RowSource
+from functions.errors import PreheatError
+from functions.rows import Item, Rows, RowSource
 
 if TYPE_CHECKING:  # the shared-tier machinery is imported only when a shared tier is configured
     from functions.cache.shared import Guarded
@@ -96,7 +96,7 @@ class CachedRows:
             source = {key.digest: text for text, key in by_text.items()}
             try:
                 self._fill(missing, source, found, now)
-            except InvalidRequest:
+            except PreheatError:
                 # The model refused one of the texts (e.g. too long with PREHEAT_TRUNCATE=false): let it
                 # refuse the whole request as it would uncached, so the error names the right index.
                 return self.inner.rows(texts)

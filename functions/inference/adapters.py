@@ -76,13 +76,26 @@ def _text_body(response: HttpResponse) -> tuple[str, bool]:
     return base64.b64encode(response.body).decode("ascii"), True
 
 
-def _proxy_result(response: HttpResponse) -> dict[str, Any]:
-    """The result shape Function URLs and both API Gateway payload formats take."""
-    body, encoded = _text_body(response)
-    return {"statusCode": response.status, "headers": response.headers, "body": body, "isBase64Encoded": encoded}
+def _v1_request(event: Mapping[str, Any], headers: dict[str, str], request_id: str) -> HttpRequest:
+    """A request from the payload format 1.0 fields REST APIs and ALBs share (httpMethod, path, body)."""
+    return HttpRequest(
+        method=_text(event["httpMethod"], "httpMethod"),
+        path=_text(event.get("path") or "/", "path"),
+        body=_body(event),
+        headers=headers,
+        request_id=request_id,
+    )
 
 
-class HttpApiV2(Adapter):
+class ProxyAdapter(Adapter):
+    """Answers in the result shape Function URLs and both API Gateway payload formats take."""
+
+    def response(self, response: HttpResponse) -> dict[str, Any]:
+        body, encoded = _text_body(response)
+        return {"statusCode": response.status, "headers": response.headers, "body": body, "isBase64Encoded": encoded}
+
+
+class HttpApiV2(ProxyAdapter):
     """Lambda Function URLs and API Gateway HTTP APIs (payload format 2.0)."""
 
     name = "http-v2"
@@ -106,11 +119,8 @@ class HttpApiV2(Adapter):
             request_id=request_id,
         )
 
-    def response(self, response: HttpResponse) -> dict[str, Any]:
-        return _proxy_result(response)
 
-
-class RestApiV1(Adapter):
+class RestApiV1(ProxyAdapter):
     """API Gateway REST APIs (and HTTP APIs on payload format 1.0)."""
 
     name = "rest-v1"
@@ -126,16 +136,7 @@ class RestApiV1(Adapter):
 
     def request(self, event: Mapping[str, Any], request_id: str) -> HttpRequest:
         headers = _lower_multi(event.get("multiValueHeaders")) or _lower(event.get("headers"))
-        return HttpRequest(
-            method=_text(event["httpMethod"], "httpMethod"),
-            path=_text(event.get("path") or "/", "path"),
-            body=_body(event),
-            headers=headers,
-            request_id=request_id,
-        )
-
-    def response(self, response: HttpResponse) -> dict[str, Any]:
-        return _proxy_result(response)
+        return _v1_request(event, headers, request_id)
 
 
 class Alb(Adapter):
@@ -155,13 +156,7 @@ class Alb(Adapter):
         headers = (
             _lower_multi(event.get("multiValueHeaders")) if self._multi else _lower(event.get("headers"))
         )
-        return HttpRequest(
-            method=_text(event["httpMethod"], "httpMethod"),
-            path=_text(event.get("path") or "/", "path"),
-            body=_body(event),
-            headers=headers,
-            request_id=request_id,
-        )
+        return _v1_request(event, headers, request_id)
 
     def response(self, response: HttpResponse) -> dict[str, Any]:
         body, encoded = _text_body(response)

@@ -50,28 +50,17 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
 
+    def error(request: Request, status: int, code: str, message: str, **kwargs: Any) -> Response:
+        return _response(error_response(status, code, message, path=router.strip(request.url.path), **kwargs))
+
     def endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
         async def call(request: Request) -> Response:
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                return _response(
-                    error_response(
-                        413,
-                        "payload_too_large",
-                        f"the body is {declared} bytes, over the limit of {limit}",
-                        path=router.strip(request.url.path),
-                    )
-                )
+                return error(request, 413, "payload_too_large", f"the body is {declared} bytes, over the limit of {limit}")
             body = await _read(request, limit)
             if body is None:
-                return _response(
-                    error_response(
-                        413,
-                        "payload_too_large",
-                        f"the body is over the limit of {limit} bytes",
-                        path=router.strip(request.url.path),
-                    )
-                )
+                return error(request, 413, "payload_too_large", f"the body is over the limit of {limit} bytes")
             incoming = HttpRequest(
                 method=request.method,
                 path=request.url.path,
@@ -101,21 +90,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (404, 405):  # the router words these the same way Lambda does
             return _response(router.dispatch(HttpRequest(request.method, request.url.path)))
-        return _response(
-            error_response(
-                exc.status_code,
-                "http_error",
-                str(exc.detail),
-                headers=exc.headers,
-                path=router.strip(request.url.path),
-            )
-        )
+        return error(request, exc.status_code, "http_error", str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return _response(
-            error_response(400, "invalid_request", str(exc.errors()), path=router.strip(request.url.path))
-        )
+        return error(request, 400, "invalid_request", str(exc.errors()))
 
     _publish_schemas(app)
     return app

@@ -6,23 +6,9 @@ know nothing about HTTP: `protocol.STATUS` maps each class to a status code, in 
 
 from __future__ import annotations
 
-
-class PreheatError(Exception):
-    """Base class: every error the core raises on purpose."""
-
-    code = "error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-
-class ConfigError(PreheatError):
-    """A setting (environment variable or manifest field) is missing or malformed. Fails init."""
-
-    code = "invalid_config"
+# The shared base and the config error, re-exported: the serving core's errors in one import.
+from functions.errors import ConfigError as ConfigError
+from functions.errors import PreheatError as PreheatError
 
 
 class ModelLoadError(PreheatError):

@@ -21,12 +21,12 @@ from functions.cache import TextCache
 from functions.inference import manifest as manifests
 from functions.inference import tasks
 from functions.inference.errors import ModelLoadError
-from functions.inference.manifest import Manifest
+from functions.inference.manifest import TEXT_TASKS, Manifest
 from functions.inference.model import OnnxModel
 from functions.inference.phases import InitPhases
 from functions.inference.settings import Settings
 from functions.inference.tasks import Task, TaskContext
-from functions.inference.tasks.text import Wrap
+from functions.inference.tasks.text import Wrap, text_keyspace
 
 if TYPE_CHECKING:  # imported in Runtime.load, while the session builds
     from functions.inference.dataplane import DataPlane
@@ -68,13 +68,14 @@ class Runtime(msgspec.Struct, frozen=True):
         from functions.inference.protocol import Router
 
         phases.mark("import serving")
-        cache = TextCache.open(
-            manifest,
-            truncate=settings.truncate,
-            service=settings.service,
-            namespace=settings.metrics_namespace,
-            settings=settings.cache,
-        )
+        cache = None
+        if manifest.task in TEXT_TASKS:  # tensor models' answers are not cached
+            cache = TextCache.open(
+                text_keyspace(manifest, truncate=settings.truncate),
+                service=settings.service,
+                namespace=settings.metrics_namespace,
+                settings=settings.cache,
+            )
         phases.mark("cache")
         task = tasks.load(
             TaskContext(

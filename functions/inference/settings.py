@@ -12,8 +12,8 @@ from pathlib import Path
 
 import msgspec
 
+from functions import envvars
 from functions.cache.settings import CacheSettings
-from functions.inference import envvars
 from functions.inference.errors import ConfigError
 
 # Lambda allocates CPU in proportion to memory: one full vCPU at 1,769 MB, six at 10,240 MB.

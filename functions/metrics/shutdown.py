@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 EXTENSION_NAME = "preheat-shutdown"
 REGISTER_PATH = "/2020-01-01/extension/register"
@@ -61,6 +62,9 @@ def at_environment_end(callback: Callable[[], None], env: Mapping[str, str] | No
         host, _, port = api.rpartition(":")
         try:
             identifier = _register(host, int(port))
+            # INIT ends only once every registered extension has called /event/next: call it here,
+            # not from the thread, so that INIT never waits on a thread being scheduled.
+            sock = _call_next(host, int(port), identifier)
         except (OSError, ValueError) as exc:
             log.warning("no shutdown phase: could not register an extension with the Runtime API at %s: %s", api, exc)
             return False
@@ -70,9 +74,7 @@ def at_environment_end(callback: Callable[[], None], env: Mapping[str, str] | No
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         _state["installed"] = True
         _callbacks.append(callback)
-    threading.Thread(
-        target=_extension, args=(host, int(port), identifier, read_fd), name="preheat-shutdown", daemon=True
-    ).start()
+    threading.Thread(target=_extension, args=(sock, read_fd), name="preheat-shutdown", daemon=True).start()
     return True
 
 
@@ -95,29 +97,33 @@ def _end() -> None:
     os._exit(0)  # the environment is going away; nothing else may run, nothing else is waiting
 
 
-def _extension(host: str, port: int, identifier: str, wakeup: int) -> None:
-    """Call the extension's /event/next (INIT ends once it has; no event ever comes, since it
-    asked for none) and wait for SIGTERM's byte on the wakeup pipe."""
-    import select
-
-    sock = None
+def _call_next(host: str, port: int, identifier: str):  # type: ignore[no-untyped-def]
+    """The extension's GET /event/next, sent; its answer (never, for no events) is the thread's to read."""
+    sock = _connect(host, port)
     try:
-        sock = _connect(host, port)
         sock.sendall(
             f"GET {NEXT_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Lambda-Extension-Identifier: {identifier}\r\n\r\n".encode()
         )
-        sock.settimeout(None)
-    except OSError as exc:
-        log.warning("the shutdown extension could not call /event/next: %s", exc)
-        sock = None
-    watched = [wakeup] + ([sock] if sock is not None else [])
+    except OSError:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return sock
+
+
+def _extension(sock: Any, wakeup: int) -> None:
+    """Wait for SIGTERM's byte on the wakeup pipe, watching the /event/next connection too (no
+    event ever comes on it, since the extension asked for none)."""
+    import select
+
+    watched = [wakeup, sock]
     while True:
         readable, _, _ = select.select(watched, [], [])
         if wakeup in readable:
             if signal.SIGTERM in os.read(wakeup, 64):
                 _end()
-        elif sock is not None and sock in readable:
+        elif sock in readable:
             try:
                 closed = not sock.recv(65536)
             except OSError:  # reset (e.g. a connection from before a SnapStart snapshot)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.inference.errors import ConfigError
+from functions.errors import ConfigError
 
 # SageMaker Serverless Inference's limits.
 MEMORY_SIZES_MB = (1024, 2048, 3072, 4096, 5120, 6144)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from functions.inference import envvars
+from functions import envvars
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 SAGEMAKER_PORT = 8080

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from functions.inference.errors import ConfigError
+from functions.errors import ConfigError
 from functions.sagemaker.environment import ContainerSettings
 
 USAGE = "usage: serve   (SageMaker runs the container as `docker run IMAGE serve`)"

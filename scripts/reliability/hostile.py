@@ -151,6 +151,64 @@ def embedding_cases(anchors: Anchors, max_request_bytes: int, *, lambda_path: bo
     ]
 
 
+# The text-classification task's routes: what each takes as its list of texts (for 10^5 of them).
+CLASSIFY, RERANK = "/v1/classify", "/v1/rerank"
+
+
+def classification_cases(anchors: Anchors, max_request_bytes: int, *, route: str, lambda_path: bool) -> list[Case]:
+    """Hostile bodies for /v1/classify (a sequence classifier) or /v1/rerank (a cross-encoder): the
+    decoder's, the limits' and the pair shapes' refusals, each a 4xx with its reason."""
+    m = anchors.model
+    model = json.dumps(m).encode()
+    too_big = max_request_bytes + 1024
+    huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
+    text_field = b'"query"' if route == RERANK else b'"input"'
+
+    def with_text(literal: bytes) -> bytes:  # a raw JSON string literal as the text (bytes json.dumps won't write)
+        rest = b', "documents": ["a"]' if route == RERANK else b""
+        return b"{" + text_field + b": " + literal + rest + b', "model": ' + model + b"}"
+
+    if route == RERANK:
+        def body(**fields: object) -> bytes:
+            return json.dumps({"query": "a question", "documents": ["an answer"], "model": m, **fields}).encode()
+        many = body(documents=["hello world"] * 100_000)
+        shapes = [
+            Case("documents missing", "POST", route, json.dumps({"query": "q", "model": m}).encode(), status=(400,)),
+            Case("query not a string", "POST", route, body(query=["q"]), status=(400,)),
+            Case("a document that is an object without text", "POST", route, body(documents=[{"txt": "a"}]),
+                 status=(400,)),
+            Case("top_n negative", "POST", route, body(top_n=-1), status=(400,)),
+            Case("empty query", "POST", route, body(query=""), status=(400,)),
+        ]
+    else:
+        def body(**fields: object) -> bytes:
+            return json.dumps({"input": "hello", "model": m, **fields}).encode()
+        many = body(input=["hello world"] * 100_000)
+        shapes = [
+            Case("a pair of three texts", "POST", route, body(input=[["a", "b", "c"]]), status=(400,)),
+            Case("numbers, not texts", "POST", route, body(input=[1, 2]), status=(400,)),
+            Case("top_k zero", "POST", route, body(top_k=0), status=(400,)),
+            Case("empty string input", "POST", route, body(input=[""]), status=(400,)),
+        ]
+    return [
+        Case("malformed JSON", "POST", route, b'{"model": ' + model, code="invalid_json", status=(400,)),
+        Case("JSON array, not an object", "POST", route, b'["hello"]', status=(400,)),
+        Case("empty body", "POST", route, b"", status=(400,)),
+        Case("invalid UTF-8", "POST", route, with_text(b'"caf\xe9 \xff\xfe"'), code="invalid_json", status=(400,)),
+        Case("lone UTF-16 surrogate", "POST", route, with_text(b'"\\ud800"'), status=(400,)),
+        Case("text/plain", "POST", route, b"hello", headers=(("content-type", "text/plain"),), status=(415,)),
+        Case("deeply nested arrays (100k)", "POST", route, _nest(100_000), status=(400,)),
+        Case("10^5 inputs", "POST", route, many, code="too_many_inputs", status=(400,)),
+        Case("unknown model", "POST", route, body(model="nope"), status=(404,)),
+        Case("wrong method", "DELETE", route, status=(405,)),
+        Case(f"body over PREHEAT_MAX_REQUEST_BYTES ({too_big} B)", "POST", route,
+             b'{"input": "' + b"a" * (too_big - 40) + b'", "model": "x"}', code="payload_too_large", status=(413,)),
+        Case("body over Lambda's 6 MB", "POST", route, b'{"input": "' + b"a" * (LAMBDA_LIMIT + 65536) + b'"}',
+             allowed=huge_allowed, status=(413,), early=True),
+        *shapes,
+    ]
+
+
 def tensor_cases(anchors: Anchors) -> list[Case]:
     m, x, width = anchors.model, anchors.inputs[0], max(anchors.width, 1)
     infer = f"/v2/models/{m}/infer"

@@ -9,7 +9,8 @@ Twin functions (each its own instances and HTTPS Function URL):
 - BROKEN: a copy of the model with its weights truncated (init must fail, nothing served);
 - CACHED: the embedding model on a Redis shared tier with no in-process level (the tier is killed and
   paused under load);
-- WARMER: warmers.warmer.handler aimed at TARGET (fan-outs larger than TARGET's reserved concurrency).
+- WARMER: warmers.warmer.handler aimed at TARGET (fan-outs larger than TARGET's reserved concurrency);
+- CLASSIFIER, RERANKER: a sequence classifier and a cross-encoder, when given (/v1/classify, /v1/rerank).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ VICTIM = "rel-victim"
 BROKEN = "rel-broken"
 CACHED = "rel-cached"
 WARMER = "rel-warmer"
+CLASSIFIER = "rel-classifier"
+RERANKER = "rel-reranker"
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # under Lambda's 6 MB, so that both limits can be shown apart
 
@@ -47,7 +50,9 @@ class StackSpec:
     env: Mapping[str, str] = field(default_factory=dict)  # for every inference function (e.g. PREHEAT_THREADS)
     warm_max_concurrency: int = 8
     memory_mb: int = 2048
-    max_instances: int = 12
+    max_instances: int = 14
+    classifier_dir: Path | None = None  # a text-classification model (labels): fuzzed through /v1/classify
+    reranker_dir: Path | None = None  # a cross-encoder (pairs, one score): fuzzed through /v1/rerank
 
 
 def twin_config(spec: StackSpec) -> TwinConfig:
@@ -66,6 +71,9 @@ def twin_config(spec: StackSpec) -> TwinConfig:
         model(VICTIM, spec.embed_dir, provisioned={"live": 1}),
         model(BROKEN, spec.broken_dir),
     ]
+    for name, model_dir in ((CLASSIFIER, spec.classifier_dir), (RERANKER, spec.reranker_dir)):
+        if model_dir is not None:
+            functions.append(model(name, model_dir))
     if spec.redis_url:
         functions.append(
             model(CACHED, spec.embed_dir, env={"PREHEAT_CACHE_REDIS_URL": spec.redis_url, "PREHEAT_CACHE_MEMORY_BYTES": "0"})

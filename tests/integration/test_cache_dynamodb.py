@@ -18,9 +18,8 @@ import pytest
 
 from functions.cache import codec
 from functions.cache.dynamodb import DynamoTier
-from functions.cache.keys import text_keyspace
 from functions.inference.manifest import Manifest
-from functions.inference.tasks.text import TextModel
+from functions.inference.tasks.text import TextModel, text_keyspace
 from scripts.cache_servers import TABLE_ENV, MotoDynamo
 from tests.conftest import context, emf_lines, event
 from tests.support import tiny_models

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 
 from functions.cache import codec
-from functions.cache.keys import text_keyspace
 from functions.cache.redis import RedisTier
 from functions.inference.manifest import Manifest
-from functions.inference.tasks.text import TextModel
+from functions.inference.tasks.text import TextModel, text_keyspace
 from scripts.cache_servers import RedisServer, redis_binary
 from tests.conftest import context, emf_lines, event
 from tests.support import tiny_models

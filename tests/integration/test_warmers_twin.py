@@ -210,6 +210,23 @@ def log_blobs(twin: TwinClient, function: str, marker: str) -> list[dict[str, An
     return out
 
 
+def pc_ready(twin: TwinClient, lam: Any, function: str, timeout: float = 90.0) -> dict[str, Any]:
+    """Wait for the alias's provisioned concurrency to be READY. A FAILED config fails at once, and a
+    timeout names the last status; both carry the function's log tail (why its INIT did not end)."""
+    deadline = time.monotonic() + timeout
+    config: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        config = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
+        if config["Status"] in ("READY", "FAILED"):
+            break
+        time.sleep(0.1)
+    if config.get("Status") != "READY":
+        tail = Path(twin.state.functions[function]["log_file"]).read_text()[-3000:]
+        config.pop("ResponseMetadata", None)
+        raise AssertionError(f"provisioned concurrency of {function} is not READY: {config}\n{tail}")
+    return config
+
+
 def drop_pc(lam: Any, function: str) -> None:
     with contextlib.suppress(lam.exceptions.ProvisionedConcurrencyConfigNotFoundException):
         lam.delete_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
@@ -288,14 +305,7 @@ def test_pings_that_land_on_provisioned_instances_are_not_cold_starts(twin: Twin
         FunctionName="pc-pinged", Qualifier="live", ProvisionedConcurrentExecutions=2
     )
     try:
-        wait_for(
-            lambda: (
-                lam.get_provisioned_concurrency_config(FunctionName="pc-pinged", Qualifier="live")["Status"]
-                == "READY"
-            ),
-            timeout=60,
-            what="provisioned concurrency READY",
-        )
+        pc_ready(twin, lam, "pc-pinged")
         seq, _ = twin.invocations()
         report = run(lam, "warmer", {"concurrency": 2, "hold_ms": 500, "function": "pc-pinged"})
         pinged = records(twin, "pc-pinged", seq)
@@ -397,17 +407,7 @@ def test_controller_sets_provisioned_concurrency_within_its_maximum_and_requests
             0,
             2,
         )
-        ready = wait_for(
-            lambda: (
-                (c := lam.get_provisioned_concurrency_config(FunctionName="provisioned", Qualifier="live"))[
-                    "Status"
-                ]
-                == "READY"
-                and c
-            ),
-            timeout=60,
-            what="provisioned concurrency READY",
-        )
+        ready = pc_ready(twin, lam, "provisioned")
         assert ready["RequestedProvisionedConcurrentExecutions"] == 2
         kinds = [i["kind"] for i in instances(twin, "provisioned")]
         assert kinds.count("provisioned-concurrency") == 2

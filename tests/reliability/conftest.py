@@ -18,7 +18,9 @@ RESERVED = 2
 
 
 @pytest.fixture(scope="package")
-def report(embedding_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def report(
+    embedding_dir: Path, classifier_dir: Path, cross_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     options = Options(
         model_dir=embedding_dir,
         state_dir=tmp_path_factory.mktemp("reliability"),
@@ -31,5 +33,7 @@ def report(embedding_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         pool=60,
         atol=1e-5,
         root=ROOT,
+        classifier_dir=classifier_dir,
+        reranker_dir=cross_encoder_dir,
     )
     return collect(options)

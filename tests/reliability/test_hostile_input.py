@@ -28,7 +28,8 @@ from tests.conftest import context, event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-TARGETS = {"uvicorn (embedding)", "uvicorn (tensor)", "lambda (embedding)", "lambda (tensor)"}
+KINDS = ("embedding", "tensor", "classifier", "reranker")
+TARGETS = {f"{path} ({kind})" for path in ("uvicorn", "lambda") for kind in KINDS}
 
 
 def by_case(report: dict[str, Any], target: str) -> dict[str, dict[str, Any]]:
@@ -37,12 +38,21 @@ def by_case(report: dict[str, Any], target: str) -> dict[str, dict[str, Any]]:
 
 
 def test_fuzzing_every_route_of_the_served_spec_finds_no_5xx_on_either_path(
-    report: dict[str, Any], embedding_dir: Path, make_runtime: Callable[..., Runtime]
+    report: dict[str, Any],
+    embedding_dir: Path,
+    tensor_dir: Path,
+    classifier_dir: Path,
+    cross_encoder_dir: Path,
+    make_runtime: Callable[..., Runtime],
 ) -> None:
-    routes = len(make_runtime(embedding_dir).router.routes)
+    dirs = dict(zip(KINDS, (embedding_dir, tensor_dir, classifier_dir, cross_encoder_dir), strict=True))
+    served = {kind: {r.path for r in make_runtime(d).router.routes} for kind, d in dirs.items()}
+    # Each task's own routes are in its spec: /v1/classify for the classifier, /v1/rerank for the reranker.
+    assert "/v1/classify" in served["classifier"] and "/v1/rerank" in served["reranker"]
     fuzzed = {f["target"]: f for f in report["hostile"]["fuzz"]}
     assert set(fuzzed) == TARGETS
     for target, run in fuzzed.items():
+        routes = len(served[target.split("(")[1].rstrip(")")])
         assert run["operations"] == routes, target  # every route in the spec was fuzzed
         assert run["requests"] >= 2 * routes and not run["out_of_time"], target
         assert run["server_errors"] == 0 and run["bad"] == 0, (target, run["samples"])
@@ -70,6 +80,10 @@ def test_hand_written_hostile_requests_are_refused_with_a_reason(report: dict[st
         assert tensor["shape holds more than data"]["code"] == "invalid_tensor"
         over = text["body over PREHEAT_MAX_REQUEST_BYTES (2098176 B)"]
         assert (over["status"], over["verdict"], over["code"]) == (413, "rejected", "payload_too_large")
+        for kind in ("classifier", "reranker"):
+            labels = by_case(report, f"{path} ({kind})")
+            assert (labels["10^5 inputs"]["status"], labels["10^5 inputs"]["code"]) == (400, "too_many_inputs")
+            assert labels["invalid UTF-8"]["code"] == "invalid_json" and labels["unknown model"]["status"] == 404
     # Over Lambda's 6 MB: the Function URL refuses it in Lambda's shape; uvicorn's app by its own limit.
     # Both answer before the body is all sent (the declared length is checked first).
     # The Function URL is AWS_IAM (the stack's default): every unsigned, tampered, stale or mis-scoped

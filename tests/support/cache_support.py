@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from functions.cache import TextCache
-from functions.cache.keys import text_keyspace
 from functions.cache.metrics import CacheMetrics
 from functions.cache.settings import CacheSettings
 from functions.cache.shared import Guarded, SharedTier
@@ -18,7 +17,7 @@ from functions.inference import manifest as manifests
 from functions.inference.manifest import Manifest
 from functions.inference.runtime import open_task
 from functions.inference.tasks.embedding import EmbeddingTask
-from functions.inference.tasks.text import Item, Rows, TextModel
+from functions.inference.tasks.text import Item, Rows, TextModel, text_keyspace
 
 
 def load_tiny(model_dir: Path, *, truncate: bool = True) -> tuple[TextModel, Manifest]:

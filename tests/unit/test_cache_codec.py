@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.cache import codec
-from functions.cache.keys import KeySpace, text_keyspace
+from functions.cache.keys import KeySpace
 from functions.inference import manifest as manifests
+from functions.inference.tasks.text import text_keyspace
 
 MODEL_A = "a" * 64
 MODEL_B = "b" * 64

@@ -16,6 +16,7 @@ from functions.cache.redis import RedisTier
 from functions.cache.settings import CacheSettings
 from functions.inference import manifest as manifests
 from functions.inference.errors import InputTooLong
+from functions.inference.tasks.text import text_keyspace
 from scripts.cache_servers import free_port
 from tests.conftest import emf_lines
 from tests.support import tiny_models
@@ -144,14 +145,12 @@ def test_nothing_is_cached_when_answers_are_over_the_size_limit(
     assert model.texts == ["a cat", "a cat"]
 
 
-def test_no_cache_object_when_it_is_off_or_the_model_is_not_text(
-    embedding_dir: Path, tensor_dir: Path
-) -> None:
-    kwargs = {"truncate": True, "service": "s", "namespace": "n"}
+def test_no_cache_object_when_every_level_is_off(embedding_dir: Path) -> None:
+    space = text_keyspace(manifests.load(embedding_dir), truncate=True)
     off = CacheSettings(memory_bytes=0)
-    assert TextCache.open(manifests.load(embedding_dir), settings=off, **kwargs) is None  # type: ignore[arg-type]
-    assert TextCache.open(manifests.load(tensor_dir), settings=CacheSettings(), **kwargs) is None  # type: ignore[arg-type]
-    assert TextCache.open(manifests.load(embedding_dir), settings=CacheSettings(), **kwargs) is not None  # type: ignore[arg-type]
+    assert TextCache.open(space, settings=off, service="s", namespace="n") is None
+    cache = TextCache.open(space, settings=CacheSettings(), service="s", namespace="n")
+    assert cache is not None and cache.keyspace is space
 
 
 def test_hits_and_misses_are_emf_metrics_per_level(tiny, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 
+from functions.cache import KeySpace
 from functions.inference.errors import InputTooLong, InvalidTensor, ModelLoadError, TooManyInputs
-from functions.inference.manifest import TensorSpec, TextSpec
+from functions.inference.manifest import Manifest, TensorSpec, TextSpec
 from functions.inference.model import OnnxModel
 from functions.inference.tasks import TaskContext
+from functions.rows import Item as Item
+from functions.rows import Rows as Rows
+from functions.rows import RowSource as RowSource
 
-Item = str | tuple[str, str]  # a text, or (text, text_pair) for pair models
 # The warm-up inference's input: the shortest that goes through the tokenizer's word path and every
 # layer of the graph. What a first run pays once (allocations, kernel set-up) does not grow with the
 # input; the rest of a longer warm-up is plain compute on the cold path (5.1 -> 2.9 ms for MiniLM).
@@ -81,20 +84,6 @@ def load_tokenizer(model_dir: Path, spec: TextSpec, *, truncate: bool) -> TokenI
         return library()
     except Exception as exc:
         raise ModelLoadError(f"could not load tokenizer {name}: {exc}") from exc
-
-
-class Rows(msgspec.Struct, frozen=True):
-    values: np.ndarray  # [n, width] float32, one row per item, in request order
-    tokens: tuple[int, ...]  # tokens the model saw per item, after truncation
-    served_by: str = "miss"  # which cache level answered; "miss" when the model ran
-
-
-class RowSource(Protocol):
-    """Items to rows: a text model, or a cache in front of one."""
-
-    width: int
-
-    def rows(self, items: Sequence[Item]) -> Rows: ...
 
 
 class Head(Protocol):
@@ -257,3 +246,14 @@ def warm_up(model: TextModel) -> None:
         model.rows([item])
     except InvalidTensor as exc:
         raise ModelLoadError(f"the warm-up inference failed: {exc.message}") from exc
+
+
+def text_keyspace(manifest: Manifest, *, truncate: bool) -> KeySpace:
+    """model_id covers the files; the manifest's text and task settings (pooling, labels, ...) can
+    change without any file changing, so they are part of the key too."""
+    variant: dict[str, Any] = {"task": manifest.task, "truncate": truncate}
+    for section in ("text", "embedding", "classification"):
+        value = getattr(manifest, section)
+        if value is not None:
+            variant[section] = msgspec.to_builtins(value)
+    return KeySpace(manifest.model_id, variant)
