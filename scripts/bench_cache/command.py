@@ -47,6 +47,7 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
     from functions.inference import manifest as manifests
     from functions.inference.runtime import open_task
     from functions.inference.tasks.embedding import EmbeddingTask
+    from functions.inference.tasks.text import text_keyspace
     from scripts.cache_servers import MotoDynamo, RedisServer, redis_binary
 
     console = Console()
@@ -76,7 +77,8 @@ def _run(args: argparse.Namespace, logged: list[str]) -> int:
             CacheSettings.from_env(env), metrics_interval_seconds=3600.0, **overrides
         )
         cache = TextCache.open(
-            manifest, truncate=True, service="bench", namespace="PreheatBench", settings=settings, env=env
+            text_keyspace(manifest, truncate=True), service="bench", namespace="PreheatBench", settings=settings,
+            env=env,
         )
         assert cache is not None
         cache.wait_ready(10)
