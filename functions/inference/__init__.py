@@ -58,6 +58,4 @@ def __getattr__(name: str) -> Any:
         module, attribute = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(import_module(module), attribute)
-    globals()[name] = value  # once: later lookups skip this function
-    return value
+    return getattr(import_module(module), attribute)
