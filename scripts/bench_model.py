@@ -67,10 +67,8 @@ def _run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from functions.inference import manifest as manifests
-    from functions.inference import tasks
     from functions.inference.errors import ModelLoadError
-    from functions.inference.model import OnnxModel
-    from functions.inference.runtime import open_task
+    from functions.inference.runtime import open_model, open_task
     from layers import samples
     from layers import tasks as recipes
 
@@ -100,20 +98,12 @@ def _run(args: argparse.Namespace) -> int:
     inputs, call = _scenarios(task_name, fp32_manifest, dirs["fp32"], data)
 
     def load_timed(key: str) -> tuple[Any, float]:
-        """The task as open_task builds it (1 thread), and how long its session alone took to create:
-        open_task does not report that, so the two steps are taken here in turn."""
+        """The task as open_task builds it (1 thread), and how long its session alone took to create."""
         manifest = specs[key]
         started = time.perf_counter()
-        model = OnnxModel.load(
-            dirs[key] / manifest.model_file,
-            manifest.inputs,
-            manifest.outputs,
-            threads=1,
-            graph_optimization=manifest.session.graph_optimization,
-        )
+        model = open_model(dirs[key], manifest, threads=1)
         created = (time.perf_counter() - started) * 1000
-        context = tasks.TaskContext(manifest, model, dirs[key], batch_size=32, truncate=True, max_inputs=2048)
-        return tasks.load(context), created
+        return open_task(dirs[key], manifest=manifest, model=model), created
 
     model_files = {key: {specs[key].model_file, specs[key].model_file + ".data"} for key in dirs}
     figures: dict[str, dict[str, object]] = {

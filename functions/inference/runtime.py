@@ -107,6 +107,24 @@ class Runtime(msgspec.Struct, frozen=True):
         return cls(settings, manifest, task, plane, router, init_ms=(time.perf_counter() - started) * 1000)
 
 
+def open_model(
+    model_dir: Path,
+    manifest: Manifest,
+    *,
+    model_file: Path | None = None,
+    threads: int = 1,
+    graph_optimization: str | None = None,
+) -> OnnxModel:
+    """The manifest's ONNX Runtime session, as Runtime.load opens it (synchronously)."""
+    return OnnxModel.load(
+        model_file if model_file is not None else model_dir / manifest.model_file,
+        manifest.inputs,
+        manifest.outputs,
+        threads=threads,
+        graph_optimization=graph_optimization or manifest.session.graph_optimization,
+    )
+
+
 def open_task(
     model_dir: Path,
     *,
@@ -118,17 +136,16 @@ def open_task(
     truncate: bool = True,
     max_inputs: int = 2048,
     wrap: Wrap | None = None,
+    model: OnnxModel | None = None,
 ) -> Task:
     """A model directory's task, built as Runtime.load builds it but without checksums, cache or
-    warm-up: for the build's gate (`model_file`: a candidate graph), benchmarks and tests."""
+    warm-up: for the build's gate (`model_file`: a candidate graph), benchmarks and tests. `model`:
+    a session opened beforehand with `open_model` (a benchmark that times it alone)."""
     manifest = manifests.load(model_dir) if manifest is None else manifest
-    model = OnnxModel.load(
-        model_file if model_file is not None else model_dir / manifest.model_file,
-        manifest.inputs,
-        manifest.outputs,
-        threads=threads,
-        graph_optimization=graph_optimization or manifest.session.graph_optimization,
-    )
+    if model is None:
+        model = open_model(
+            model_dir, manifest, model_file=model_file, threads=threads, graph_optimization=graph_optimization
+        )
     return tasks.load(
         TaskContext(
             manifest=manifest,
