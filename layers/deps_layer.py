@@ -183,6 +183,21 @@ def _normalise_modes(root: Path) -> None:
             path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)
 
 
+def is_current(layer_dir: Path, target: LayerPlatform, requirements: tuple[str, ...] | None = None) -> bool:
+    """Whether the layer in layer_dir was built from today's inputs (pyproject's dependencies, the
+    pruning rules, this builder): a layer built before a dependency was added lacks it, and a function
+    run from it fails to import (Runtime.ImportModuleError) where a fresh clone would not."""
+    stamp = layer_dir / STAMP
+    if not stamp.is_file():
+        return False
+    try:
+        recorded = json.loads(stamp.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return False
+    requirements = requirements if requirements is not None else runtime_requirements()
+    return bool(recorded == _fingerprint(target, requirements))
+
+
 def _fingerprint(target: LayerPlatform, requirements: tuple[str, ...]) -> str:
     recipe = {
         "target": [target.name, target.python, list(target.platforms)],
