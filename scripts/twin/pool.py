@@ -26,7 +26,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from scripts.twin.config import LATEST, PUBLISHED_VERSION, FunctionSpec, TwinConfig
@@ -601,12 +601,4 @@ def _error_type(body: bytes) -> str | None:
         return None
     value = data.get("errorType") if isinstance(data, dict) else None
     return str(value) if value else None
-
-
-def record_dict(record: Record) -> dict[str, Any]:
-    return asdict(record)
-
-
-def error_payload(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
