@@ -57,6 +57,7 @@ from functions.sagemaker.environment import (
     SAGEMAKER_MODEL_DIR,
     SERVERLESS_PAYLOAD_BYTES,
 )
+from scripts.aws_roles import service_role
 from scripts.twin import emf
 from scripts.twin.http11 import Request, Response
 from scripts.twin.instance import State
@@ -385,14 +386,7 @@ class SageMaker:
 
         iam = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                     region_name=self.region).client("iam", endpoint_url=self.moto_url)
-        try:
-            role = iam.create_role(
-                RoleName=ROLE,
-                AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
-                '{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
-            )["Role"]["Arn"]
-        except iam.exceptions.EntityAlreadyExistsException:
-            role = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
+        role = service_role(iam, ROLE, "sagemaker.amazonaws.com")
         for spec in self.specs.values():
             description = spec.registered()
             try:
