@@ -55,6 +55,8 @@ class WarmPool(Generic[W]):
         self.workers: list[W] = []
         self._spawn = spawn
         self._replace = replace
+        self._wanted = 0  # provisioned workers asked for, as of the last reconcile
+        self._pending = 0  # provisionings spawned whose worker is not in `workers` yet
 
     def __iter__(self) -> Iterator[W]:
         return iter(self.workers)
@@ -99,15 +101,26 @@ class WarmPool(Generic[W]):
             self._replace()
 
     def reconcile(self, wanted: int, provision: Callable[[], Awaitable[None]]) -> None:
-        """Start (`provision`) or retire provisioned workers until `wanted` of them are up or starting."""
+        """Start (`provision`, which adds its worker before its first await) or retire provisioned
+        workers until `wanted` of them are up or starting."""
+        self._wanted = wanted
         current = [w for w in self.live() if w.provisioned]
-        for _ in range(wanted - len(current)):
-            self._spawn(provision())
+        for _ in range(wanted - len(current) - self._pending):
+            self._pending += 1
+            self._spawn(self._provision_one(provision))
         extra = max(0, len(current) - wanted)
         for worker in sorted(current, key=lambda w: _RETIRE_ORDER.get(w.state, 3))[:extra]:
             worker.retiring = True
             if worker.state is not State.BUSY:
                 self.remove(worker)
+
+    async def _provision_one(self, provision: Callable[[], Awaitable[None]]) -> None:
+        # A spawned provisioning has no worker until it runs: counted as pending until then, so that a
+        # second reconcile in the meantime does not start another, and skipped if fewer are wanted now.
+        self._pending -= 1
+        if sum(1 for w in self.live() if w.provisioned) >= self._wanted:
+            return
+        await provision()
 
     def reap(self, keep_alive_s: float) -> int:
         """Stop on-demand workers idle for longer than the keep-alive and drop dead ones (replacing
