@@ -1,5 +1,5 @@
 """Invocation records: one per request to a function or an endpoint, as the platform saw it, kept
-in a bounded ring and queried by sequence number (GET /_preheat/records)."""
+in a bounded ring and queried by sequence number (GET /_preheat/invocations)."""
 
 from __future__ import annotations
 
