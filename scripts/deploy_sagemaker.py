@@ -26,6 +26,7 @@ from functions.inference.errors import ConfigError
 from functions.sagemaker.endpoint import MEMORY_SIZES_MB, ServerlessEndpoint
 from layers import paths
 from layers import sagemaker_artifacts as artifacts
+from scripts.aws_roles import service_role
 
 # Build outputs (the cross-issue contract; layers/paths.py will hold these once it exists).
 LOCAL_ROLE = "preheat-sagemaker-execution"
@@ -124,15 +125,7 @@ def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_a
 
 def local_role(boto_session: Any, endpoint_url: str | None) -> str:
     iam = boto_session.client("iam", **({"endpoint_url": endpoint_url} if endpoint_url else {}))
-    try:
-        arn: str = iam.create_role(
-            RoleName=LOCAL_ROLE,
-            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
-            '{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
-        )["Role"]["Arn"]
-    except iam.exceptions.EntityAlreadyExistsException:
-        arn = iam.get_role(RoleName=LOCAL_ROLE)["Role"]["Arn"]
-    return arn
+    return service_role(iam, LOCAL_ROLE, "sagemaker.amazonaws.com")
 
 
 def endpoint_from_args(args: argparse.Namespace) -> ServerlessEndpoint:

@@ -19,7 +19,6 @@ Metric math (`+ - * /`, FILL) is evaluated here over the same period grid, on bo
 from __future__ import annotations
 
 import ast
-import json
 import math
 import operator
 from collections import defaultdict
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from infra import dashboard as spec
+from scripts.twin import emf
 
 MetricKey = tuple[str, str, frozenset[tuple[str, str]]]  # namespace, name, dimensions
 
@@ -98,28 +98,7 @@ def nearest_rank(values: Iterable[float], percentile: float) -> float:
 
 def emf_values(message: str) -> list[tuple[MetricKey, int, list[float]]]:
     """(metric, timestamp ms, values) for every metric and dimension set in one EMF log line."""
-    text = message.strip()
-    if not (text.startswith("{") and '"_aws"' in text):
-        return []
-    try:
-        blob = json.loads(text)
-        meta = blob["_aws"]
-        stamp = int(meta["Timestamp"])
-        out = []
-        for directive in meta["CloudWatchMetrics"]:
-            namespace = str(directive["Namespace"])
-            for metric in directive["Metrics"]:
-                name = str(metric["Name"])
-                if name not in blob:
-                    continue
-                raw = blob[name]
-                values = [float(v) for v in (raw if isinstance(raw, list) else [raw])]
-                for dims in directive.get("Dimensions") or [[]]:
-                    key = (namespace, name, frozenset((str(d), str(blob[d])) for d in dims if d in blob))
-                    out.append((key, stamp, values))
-        return out
-    except (ValueError, KeyError, TypeError):
-        return []  # not EMF, or malformed: CloudWatch drops those too
+    return [((m.namespace, m.name, frozenset(m.dimensions)), m.timestamp_ms, list(m.values)) for m in emf.metrics(message)]
 
 
 class CloudWatchSource:

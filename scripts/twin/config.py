@@ -1,6 +1,6 @@
 """The twin's one typed config: which functions it runs, how, and which schedules it fires.
 
-A `TwinConfig` is built in code (`default_config`) or read from JSON (`TwinConfig.from_dict`), and
+A `TwinConfig` is built in code (scripts/twin/stack.py: `default_config`, the twin of the CDK stack) or read from JSON (`TwinConfig.from_dict`), and
 handed to the server process as JSON. Bad values fail here, naming the key and what would be valid.
 """
 
@@ -330,9 +330,11 @@ def inference_function(
     )
 
 
-def default_config(root: Path, **overrides: Any) -> TwinConfig:
-    """The stack `preheat up` runs: the twin of the CDK app's stack as cdk.json configures it (see
-    scripts/twin/stack.py; keyword arguments `stack` and `context` choose another config)."""
-    from scripts.twin.stack import default_config as twin_of_the_stack
+def __getattr__(name: str) -> Any:
+    """`default_config` lives in scripts/twin/stack.py (which imports this module); the name is
+    forwarded here, on first use, only for importers not yet moved there."""
+    if name == "default_config":
+        from scripts.twin import stack
 
-    return twin_of_the_stack(root, **overrides)
+        return stack.default_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,8 @@
 """Lambda's log pipeline, locally: instances' stdout lines go to CloudWatch Logs, and the Embedded
 Metric Format (EMF) blobs among them become CloudWatch metrics, in moto.
 
-`parse(line)` turns one EMF line into PutMetricData entries (one per metric per dimension set, with
-the unit and timestamp it carries). `Shipper` batches metrics and log events on a thread, so the
+`metrics(line)` reads the metrics of one EMF line; `parse(line)` turns them into PutMetricData
+entries (one per metric per dimension set, with the unit and timestamp it carries). `Shipper` batches metrics and log events on a thread, so the
 invocation path never waits for moto, and a moto that is down only costs a warning.
 """
 
@@ -34,16 +34,30 @@ class MetricEntry:
     datum: dict[str, Any]  # a PutMetricData MetricDatum
 
 
-def parse(line: str) -> list[MetricEntry]:
-    """The metric data in one EMF line; [] for any other line (or malformed EMF, as CloudWatch drops it)."""
+@dataclass(frozen=True)
+class EmfMetric:
+    """One metric of one dimension set in an EMF blob, as the blob states it."""
+
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]  # in the directive's order
+    timestamp_ms: int
+    values: tuple[float, ...]
+    unit: str  # as written ("None" if absent), not checked against CloudWatch's units
+    storage_resolution: Any  # as written (60 if absent)
+
+
+def metrics(line: str) -> list[EmfMetric]:
+    """Every metric and dimension set in one EMF line; [] for any other line (or malformed EMF, as
+    CloudWatch drops it). The one EMF reader: the twin's log pipeline and scripts/metrics_query.py."""
     line = line.strip()
     if not (line.startswith("{") and '"_aws"' in line):
         return []
     try:
         blob = json.loads(line)
         meta = blob["_aws"]
-        stamp = dt.datetime.fromtimestamp(int(meta["Timestamp"]) / 1000, dt.UTC)
-        entries = []
+        stamp = int(meta["Timestamp"])
+        out = []
         for directive in meta["CloudWatchMetrics"]:
             namespace = str(directive["Namespace"])
             for metric in directive["Metrics"]:
@@ -51,25 +65,38 @@ def parse(line: str) -> list[MetricEntry]:
                 if name not in blob:
                     continue
                 raw = blob[name]
-                values = [float(v) for v in (raw if isinstance(raw, list) else [raw])]
-                if not values:
-                    continue
+                values = tuple(float(v) for v in (raw if isinstance(raw, list) else [raw]))
                 unit = str(metric.get("Unit") or "None")
                 for dims in directive.get("Dimensions") or [[]]:
-                    datum: dict[str, Any] = {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": str(d), "Value": str(blob[d])} for d in dims if d in blob],
-                        "Timestamp": stamp,
-                        "Values": values,
-                        "Counts": [1.0] * len(values),
-                        "Unit": unit if unit in _UNITS else "None",
-                    }
-                    if int(metric.get("StorageResolution", 60)) == 1:
-                        datum["StorageResolution"] = 1
-                    entries.append(MetricEntry(namespace, datum))
-        return entries
+                    pairs = tuple((str(d), str(blob[d])) for d in dims if d in blob)
+                    out.append(EmfMetric(namespace, name, pairs, stamp, values, unit, metric.get("StorageResolution", 60)))
+        return out
     except (ValueError, KeyError, TypeError):
         return []
+
+
+def parse(line: str) -> list[MetricEntry]:
+    """The PutMetricData entries of one EMF line (metrics without values left out); [] for any other
+    line, or for malformed EMF."""
+    entries = []
+    try:
+        for metric in metrics(line):
+            if not metric.values:
+                continue
+            datum: dict[str, Any] = {
+                "MetricName": metric.name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in metric.dimensions],
+                "Timestamp": dt.datetime.fromtimestamp(metric.timestamp_ms / 1000, dt.UTC),
+                "Values": list(metric.values),
+                "Counts": [1.0] * len(metric.values),
+                "Unit": metric.unit if metric.unit in _UNITS else "None",
+            }
+            if int(metric.storage_resolution) == 1:
+                datum["StorageResolution"] = 1
+            entries.append(MetricEntry(metric.namespace, datum))
+    except (ValueError, TypeError):
+        return []
+    return entries
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import enum
 import json
 import os
 import shutil
@@ -30,18 +29,11 @@ from pathlib import Path
 
 from scripts.twin.config import FunctionSpec
 from scripts.twin.runtime_api import InitError, Invocation, Outcome, RuntimeApi
+from scripts.twin.worker import LINE_LIMIT, State, WorkerProcess, exit_description, kill, settle
 
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned-concurrency"
-LINE_LIMIT = 1024 * 1024
 SHUTDOWN_PHASE_S = 0.5  # Lambda's shutdown phase limit with internal extensions only
-
-
-class State(enum.Enum):
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    DEAD = "dead"
 
 
 @dataclass(frozen=True)
@@ -135,28 +127,9 @@ def log_stream_name(version: str, instance_id: str) -> str:
     return f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[{version}]{instance_id}"
 
 
-def max_memory_mb(pid: int) -> int | None:
-    """Peak resident memory of the process (VmHWM), as Lambda's `Max Memory Used`."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return -(-int(line.split()[1]) // 1024)
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+class Instance(WorkerProcess):
+    provisioned_kind = PROVISIONED
 
-
-def exit_description(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"signal: {signal.Signals(-returncode).name.removeprefix('SIG').lower()}"
-        except ValueError:
-            return f"signal: {-returncode}"
-    return f"exit status {returncode}"
-
-
-class Instance:
     def __init__(
         self,
         spec: FunctionSpec,
@@ -165,35 +138,24 @@ class Instance:
         launch: Launch,
         on_line: Callable[[Instance, str], None],
     ) -> None:
+        super().__init__(init_type, lambda line: on_line(self, line))
         self.spec = spec
         self.version = version
-        self.init_type = init_type
         self.id = uuid.uuid4().hex
         self.launch = launch
         self.log_stream = log_stream_name(version, self.id)
-        self.state = State.STARTING
         self.init_ms: float | None = None
-        self.invocations = 0
-        self.last_used = time.monotonic()
-        self.retiring = False  # provisioned concurrency lowered: stop when idle
-        self.pid = 0
         self.api = RuntimeApi(spec.name, version, spec.handler)
-        self.captured: list[str] = []  # this invocation's log lines (and INIT's, for the first)
-        self._on_line = on_line
-        self._process: asyncio.subprocess.Process | None = None
+        # `captured`: this invocation's log lines (and INIT's, for the first)
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[None]] = []
 
     @property
-    def provisioned(self) -> bool:
-        return self.init_type == PROVISIONED
+    def init_type(self) -> str:
+        return self.kind
 
     @property
     def alive(self) -> bool:
         return self.state is not State.DEAD
-
-    def max_memory_mb(self) -> int | None:
-        return max_memory_mb(self.pid) if self.pid else None
 
     async def start(self, init_timeout_s: float) -> float:
         """Spawn and wait for INIT to finish; returns INIT in ms. Raises FunctionError if it fails."""
@@ -275,11 +237,6 @@ class Instance:
             f"RequestId: {invocation.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
         )
 
-    def release(self) -> None:
-        if self.state is State.BUSY:
-            self.state = State.IDLE
-            self.last_used = time.monotonic()
-
     def stop(self, *, graceful: bool = False) -> None:
         """End the environment. `graceful` (reaped, reset, retired, the twin stopping): Lambda's
         shutdown phase if an extension is registered, else killed at once, as failed ones are."""
@@ -308,46 +265,15 @@ class Instance:
     def exited(self) -> asyncio.Future[int]:
         return self._exited
 
+    @property
+    def process_exited(self) -> bool:
+        return self._exited.done()
+
     async def _watch(self) -> None:
         assert self._process is not None
         code = await self._process.wait()
         if not self._exited.done():
             self._exited.set_result(code)
-
-    async def _read_output(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        await pump_lines(self._process.stdout, self.captured, lambda line: self._on_line(self, line))
-
-
-async def pump_lines(stream: asyncio.StreamReader, captured: list[str], on_line: Callable[[str], None]) -> None:
-    """A child's stdout, line by line, into `captured` (bounded) and `on_line`, until it closes.
-    Shared by Lambda instances and SageMaker containers."""
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:  # a line longer than the limit: take it in pieces
-            raw = await stream.read(LINE_LIMIT)
-        if not raw:
-            return
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        captured.append(line)
-        if len(captured) > 2000:
-            del captured[:1000]
-        on_line(line)
-
-
-def kill(process: asyncio.subprocess.Process | None) -> None:
-    """No grace, as Lambda and SageMaker give none to a reaped or failed environment."""
-    if process is not None and process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-
-
-async def settle(tasks: list[asyncio.Task[None]]) -> None:
-    """Give a stopped child's reader tasks a moment to drain."""
-    for task in tasks:
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(task), 1.0)
 
 
 def _message_of(body: bytes, fallback: str) -> str:

@@ -29,9 +29,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from scripts.twin import http11
+from scripts.twin.concurrency import ConfigConflict, UnknownQualifier
 from scripts.twin.faults import Fault, FaultError, Faults, forwarded_operation, lambda_operation
 from scripts.twin.http11 import Request, Response
-from scripts.twin.pool import ConfigConflict, Function, Records, Throttled, UnknownQualifier
+from scripts.twin.pool import Function, Throttled
+from scripts.twin.records import Records
 
 log = logging.getLogger("preheat.twin")
 
@@ -176,8 +178,9 @@ class Gateway:
 
     def _provisioned(self, function: Function, request: Request, arn_qualifier: str | None) -> Response:
         params = request.params()
+        control = function.concurrency
         if request.method == "GET" and params.get("List") == "ALL":
-            configs = [{"FunctionArn": f"{function.arn}:{q}", **function.pc_status(q)} for q in sorted(function.pc)]
+            configs = [{"FunctionArn": f"{function.arn}:{q}", **control.pc_status(q)} for q in sorted(control.pc)]
             return Response.json(200, {"ProvisionedConcurrencyConfigs": configs})
         qualifier = params.get("Qualifier") or arn_qualifier
         if not qualifier:
@@ -191,16 +194,16 @@ class Gateway:
             if isinstance(count, bool) or not isinstance(count, int):
                 return aws_error(400, "InvalidParameterValueException",
                                  f"ProvisionedConcurrentExecutions must be an integer, got {count!r}")
-            return Response.json(202, function.put_pc(qualifier, count))
+            return Response.json(202, control.put_pc(qualifier, count))
         if request.method == "GET":
             if function.spec.resolve_qualifier(qualifier) is None:
                 raise UnknownQualifier(f"Function not found: {function.arn}:{qualifier}")
-            if qualifier not in function.pc:
+            if qualifier not in control.pc:
                 return aws_error(404, "ProvisionedConcurrencyConfigNotFoundException",
                                  f"No Provisioned Concurrency Config found for this function ({function.arn}:{qualifier})")
-            return Response.json(200, function.pc_status(qualifier))
+            return Response.json(200, control.pc_status(qualifier))
         if request.method == "DELETE":
-            if not function.delete_pc(qualifier):
+            if not control.delete_pc(qualifier):
                 return aws_error(404, "ProvisionedConcurrencyConfigNotFoundException",
                                  f"No Provisioned Concurrency Config found for this function ({function.arn}:{qualifier})")
             return Response(204, b"", [("x-amzn-requestid", str(uuid.uuid4()))])
@@ -208,10 +211,11 @@ class Gateway:
 
     async def _reserved(self, function: Function, request: Request) -> Response:
         if request.method == "GET":
-            body = {} if function.reserved is None else {"ReservedConcurrentExecutions": function.reserved}
+            reserved = function.concurrency.reserved
+            body = {} if reserved is None else {"ReservedConcurrentExecutions": reserved}
             return Response.json(200, body)
         if request.method == "DELETE":
-            function.set_reserved(None)
+            function.concurrency.set_reserved(None)
             await self._mirror(request)
             return Response(204, b"", [("x-amzn-requestid", str(uuid.uuid4()))])
         try:
@@ -222,7 +226,7 @@ class Gateway:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return aws_error(400, "InvalidParameterValueException",
                              f"ReservedConcurrentExecutions must be an integer >= 0, got {value!r}")
-        function.set_reserved(value)
+        function.concurrency.set_reserved(value)
         await self._mirror(request)
         return Response.json(200, {"ReservedConcurrentExecutions": value})
 

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from scripts.aws_roles import service_role
 from scripts.twin import http11
 from scripts.twin.config import PUBLISHED_VERSION, FunctionSpec
 
@@ -99,14 +100,7 @@ def register(session: Any, specs: tuple[FunctionSpec, ...], endpoint: str) -> No
     """Create the functions, their aliases and reserved concurrency in moto (blocking; run in a thread)."""
     iam = session.client("iam", endpoint_url=endpoint)
     lam = session.client("lambda", endpoint_url=endpoint)
-    try:
-        role = iam.create_role(
-            RoleName=ROLE,
-            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
-            '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
-        )["Role"]["Arn"]
-    except iam.exceptions.EntityAlreadyExistsException:
-        role = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
+    role = service_role(iam, ROLE, "lambda.amazonaws.com")
     for spec in specs:
         try:
             lam.create_function(

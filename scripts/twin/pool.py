@@ -1,14 +1,12 @@
-"""Scaling as Lambda does it, per function.
+"""Invoking a Lambda function as Lambda does it: the Lambda face of the warm pool
+(scripts/twin/warm_pool.py), one pool per version.
 
 - One request at a time per instance. A request that finds no idle instance of its version starts
-  one and waits for its INIT (a cold start); provisioned instances are preferred, then the most
-  recently used, so that spare on-demand instances age out.
-- Reserved concurrency caps concurrent executions (429 ReservedFunctionConcurrentInvocationLimitExceeded);
-  the twin's `max_instances` plays the account limit (ConcurrentInvocationLimitExceeded), first
-  reaping the longest-idle on-demand instance anywhere to make room.
-- Provisioned concurrency keeps N instances of an alias's version initialized ahead, with
-  AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency; they are never reaped, and are replaced
-  when they crash.
+  one and waits for its INIT (a cold start).
+- Throttling: beyond reserved concurrency, 429 ReservedFunctionConcurrentInvocationLimitExceeded;
+  beyond the twin's `max_instances` (the account limit), ConcurrentInvocationLimitExceeded. Reserved
+  and provisioned concurrency are configured in scripts/twin/concurrency.py; each request is kept
+  as a Record (scripts/twin/records.py).
 - Idle on-demand instances are reaped after the keep-alive.
 - A crash or timeout fails only its own invocation; the environment is discarded.
 """
@@ -17,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
-import datetime as dt
 import json
 import logging
 import math
@@ -26,14 +22,18 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from scripts.twin.concurrency import Concurrency, Fleet, UnknownQualifier, log_extensions
 from scripts.twin.config import LATEST, PUBLISHED_VERSION, FunctionSpec, TwinConfig
-from scripts.twin.instance import ON_DEMAND, PROVISIONED, FunctionError, Instance, Launch, State
+from scripts.twin.instance import ON_DEMAND, FunctionError, Instance, Launch
 from scripts.twin.logs import FunctionLogs
-from scripts.twin.platform_metrics import LAMBDA, Dims, PlatformMetrics, lambda_dimensions
+from scripts.twin.platform_metrics import LAMBDA, PlatformMetrics, lambda_dimensions
+from scripts.twin.records import Record, Records
 from scripts.twin.runtime_api import Invocation
+from scripts.twin.warm_pool import WarmPool
+from scripts.twin.worker import State
 
 log = logging.getLogger("preheat.twin")
 TAIL_BYTES = 4096
@@ -46,57 +46,6 @@ class Throttled(Exception):
         self.message = message
 
 
-class UnknownQualifier(Exception):
-    pass
-
-
-class ConfigConflict(Exception):
-    """A request the function's configuration does not allow (Lambda's InvalidParameterValueException)."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One invocation as the platform saw it (the twin's equivalent of a REPORT line, queryable)."""
-
-    seq: int
-    request_id: str
-    function: str
-    version: str
-    qualifier: str | None
-    source: str  # invoke | event | url | schedule:<name>
-    started_at: float  # epoch seconds
-    outcome: str  # ok | error | crash | timeout | init_error | throttled
-    cold: bool  # this request waited for an INIT
-    instance_id: str | None = None
-    instance_kind: str | None = None  # on-demand | provisioned-concurrency
-    init_ms: float | None = None  # the INIT this request waited for (cold only)
-    duration_ms: float | None = None  # runtime handling time (REPORT's Duration)
-    billed_ms: int | None = None
-    max_memory_mb: int | None = None
-    total_ms: float | None = None  # inside the twin, from arrival to answer
-    error_type: str | None = None
-
-
-class Records:
-    def __init__(self, size: int = 20000) -> None:
-        self._items: collections.deque[Record] = collections.deque(maxlen=size)
-        self._seq = 0
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    def add(self, record: Record) -> None:
-        self._items.append(record)
-
-    def since(self, seq: int = 0, function: str | None = None) -> list[Record]:
-        return [r for r in self._items if r.seq > seq and (function is None or r.function == function)]
-
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
-
 @dataclass(frozen=True)
 class InvokeResult:
     request_id: str
@@ -105,39 +54,6 @@ class InvokeResult:
     function_error: str | None  # "Unhandled" when the function failed
     log_tail: str | None  # base64 of the last 4 KB of this invocation's log, when asked for
     record: Record
-
-
-@dataclass
-class PcConfig:
-    requested: int
-    last_modified: str
-    failure: str | None = None
-
-
-@dataclass
-class Fleet:
-    """Every function's instances: the account-wide concurrency the twin allows."""
-
-    max_instances: int
-    functions: list[Function] = field(default_factory=list)
-
-    def live(self) -> int:
-        return sum(1 for f in self.functions for i in f.instances() if i.alive)
-
-    def make_room(self) -> bool:
-        if self.live() < self.max_instances:
-            return True
-        idle = [i for f in self.functions for i in f.instances()
-                if i.state is State.IDLE and not i.provisioned]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda i: i.last_used)
-        oldest.stop(graceful=True)
-        return True
-
-
-def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 class Function:
@@ -152,16 +68,14 @@ class Function:
         self.logs = logs
         self.fleet = fleet
         self.records = records
-        self.reserved: int | None = spec.reserved_concurrency
-        self.pc: dict[str, PcConfig] = {}
         self.executions = 0
-        self._pools: dict[str, list[Instance]] = {LATEST: [], PUBLISHED_VERSION: []}
         self._background: set[asyncio.Task[Any]] = set()
+        self._pools: dict[str, WarmPool[Instance]] = {
+            version: WarmPool(self._spawn, self._replace) for version in (LATEST, PUBLISHED_VERSION)
+        }
         self.arn = f"arn:aws:lambda:{config.region}:{config.account_id}:function:{spec.name}"
+        self.concurrency = Concurrency(spec, self.arn, config, launch, logs, fleet, self._pools, self._spawn)
         fleet.functions.append(self)
-        for qualifier, count in spec.provisioned.items():
-            if count:
-                self.pc[qualifier] = PcConfig(count, _now_iso())
 
     @property
     def keep_alive_s(self) -> float:
@@ -172,7 +86,10 @@ class Function:
             yield from pool
 
     def start(self) -> None:
-        self.reconcile()
+        self.concurrency.reconcile()
+
+    def _replace(self) -> None:
+        self.concurrency.reconcile()
 
     # --- invocations --------------------------------------------------------------------------
 
@@ -186,41 +103,35 @@ class Function:
         tail: bool = False,
         request_id: str | None = None,
     ) -> InvokeResult:
-        version = self.spec.resolve_qualifier(qualifier)
-        if version is None:
-            raise UnknownQualifier(f"Function not found: {self.arn}:{qualifier}")
+        version = self._version(qualifier)
         arrived = time.perf_counter()
         started_at = time.time()
         request_id = request_id or str(uuid.uuid4())
         seq = self.records.next_seq()
         base = dict(seq=seq, request_id=request_id, function=self.spec.name, version=version,
                     qualifier=qualifier, source=source, started_at=started_at)
-        if self.reserved is not None and self.executions >= self.reserved:
+        reserved = self.concurrency.reserved
+        if reserved is not None and self.executions >= reserved:
             self.records.add(Record(**base, outcome="throttled", cold=False))  # type: ignore[arg-type]
             self._report(qualifier, version, throttled=True)
             raise Throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
         pool = self._pools[version]
-        idle = [i for i in pool if i.state is State.IDLE and not i.retiring]
-        instance: Instance
         init_ms: float | None = None
         self.executions += 1
         try:
-            if idle:
-                instance = max(idle, key=lambda i: (i.provisioned, i.last_used))
-                instance.state = State.BUSY
-            else:
+            instance = pool.take_idle()
+            if instance is None:
                 if not self.fleet.make_room():
                     self.records.add(Record(**base, outcome="throttled", cold=False))  # type: ignore[arg-type]
                     self._report(qualifier, version, throttled=True)
                     raise Throttled("ConcurrentInvocationLimitExceeded")
-                instance = Instance(self.spec, version, ON_DEMAND, self.launch, self.logs.line)
-                pool.append(instance)
+                instance = pool.add(Instance(self.spec, version, ON_DEMAND, self.launch, self.logs.line))
                 try:
                     # Lambda re-runs an INIT that overran its limit inside the invoke phase, under the
                     # function's timeout; the twin lets the first attempt run as long as both together.
                     init_ms = await instance.start(self.config.init_timeout_s + self.spec.timeout_s)
                 except FunctionError as exc:
-                    self._discard(instance)
+                    pool.discard(instance)
                     self.logs.platform(instance, f"INIT_REPORT Init Duration: {(time.perf_counter() - arrived) * 1000:.2f} ms\t"
                                                  f"Phase: init\tStatus: error\tError Type: {exc.error_type}")
                     record = Record(**base, outcome="init_error", cold=True, instance_id=instance.id,  # type: ignore[arg-type]
@@ -230,9 +141,9 @@ class Function:
                     self._report(qualifier, version, error=True, concurrency=self.executions)
                     tail_b64 = self._tail(instance.captured) if tail else None
                     return InvokeResult(request_id, exc.payload, version, "Unhandled", tail_b64, record)
-                self._log_extensions(instance)
+                log_extensions(self.logs, instance)
                 instance.state = State.BUSY
-            concurrency = (self.executions, self._busy_provisioned(version))
+            concurrency = (self.executions, pool.busy_provisioned())
             return await self._run(instance, payload, qualifier, base, arrived, init_ms, client_context, tail,
                                    concurrency)
         finally:
@@ -307,28 +218,15 @@ class Function:
         return InvokeResult(request_id, body, instance.version, function_error, tail_b64, record)
 
     def _after(self, instance: Instance) -> None:
-        if not instance.alive:
-            self._discard(instance)
-            return
-        if instance.retiring or (not instance.provisioned and self.keep_alive_s == 0):
-            instance.stop(graceful=True)
-            self._discard(instance)
-            return
-        instance.release()
-
-    def _discard(self, instance: Instance) -> None:
-        instance.stop(graceful=True)
         pool = self._pools[instance.version]
-        if instance in pool:
-            pool.remove(instance)
-        self._spawn(instance.wait_closed())
-        if instance.provisioned and not instance.retiring:
-            self.reconcile()
+        if not instance.alive:
+            pool.discard(instance)
+        elif instance.retiring or (not instance.provisioned and self.keep_alive_s == 0):
+            pool.discard(instance)
+        else:
+            instance.release()
 
     # --- AWS/Lambda metrics -------------------------------------------------------------------
-
-    def _busy_provisioned(self, version: str) -> int:
-        return sum(1 for i in self._pools[version] if i.provisioned and i.state is State.BUSY)
 
     def _report(
         self, qualifier: str | None, version: str, *, throttled: bool = False, error: bool = False,
@@ -348,31 +246,12 @@ class Function:
         put(LAMBDA, "ConcurrentExecutions", sets, concurrency)
         if duration_ms is not None:
             put(LAMBDA, "Duration", sets, round(duration_ms, 3))
-        pc = self.pc.get(qualifier) if qualifier else None
+        pc = self.concurrency.pc.get(qualifier) if qualifier else None
         if pc is not None and instance is not None:
             put(LAMBDA, "ProvisionedConcurrencyInvocations", sets, int(instance.provisioned))
             put(LAMBDA, "ProvisionedConcurrencySpilloverInvocations", sets, int(not instance.provisioned))
             put(LAMBDA, "ProvisionedConcurrentExecutions", sets, busy_provisioned)
             put(LAMBDA, "ProvisionedConcurrencyUtilization", sets, busy_provisioned / pc.requested)
-
-    def pc_gauges(self) -> list[tuple[str, str, Dims, float]]:
-        """Provisioned-concurrency levels now, per alias or version that has it (sampled each minute)."""
-        out: list[tuple[str, str, Dims, float]] = []
-        for qualifier, config in self.pc.items():
-            version = self.spec.resolve_qualifier(qualifier)
-            if version is None:
-                continue
-            busy = self._busy_provisioned(version)
-            for dims in lambda_dimensions(self.spec.name, qualifier, version).values():
-                out.append((LAMBDA, "ProvisionedConcurrentExecutions", dims, busy))
-                out.append((LAMBDA, "ProvisionedConcurrencyUtilization", dims, busy / config.requested))
-        return out
-
-    def _log_extensions(self, instance: Instance) -> None:
-        """The line Lambda writes for each extension registered during INIT."""
-        for extension in instance.api.extensions.values():
-            events = ",".join(extension.events)
-            self.logs.platform(instance, f"EXTENSION\tName: {extension.name}\tState: Ready\tEvents: [{events}]")
 
     @staticmethod
     def _tail(lines: list[str]) -> str:
@@ -382,8 +261,7 @@ class Function:
     def invoke_async(self, payload: bytes, qualifier: str | None, *, source: str = "event") -> str:
         """InvocationType=Event: queued and run in the background. A throttled event is retried, as
         Lambda's internal queue does, for up to a minute; function errors are not retried."""
-        if self.spec.resolve_qualifier(qualifier) is None:
-            raise UnknownQualifier(f"Function not found: {self.arn}:{qualifier}")
+        self._version(qualifier)
         event_id = str(uuid.uuid4())
 
         async def run() -> None:
@@ -403,162 +281,32 @@ class Function:
         self._spawn(run())
         return event_id
 
-    # --- configuration ------------------------------------------------------------------------
-
-    def set_reserved(self, value: int | None) -> None:
-        if value is not None:
-            provisioned = sum(c.requested for c in self.pc.values())
-            if value < provisioned:
-                raise ConfigConflict(
-                    f"ReservedConcurrentExecutions {value} is less than the function's provisioned concurrency "
-                    f"({provisioned}): lower provisioned concurrency first"
-                )
-        self.reserved = value
-
-    def put_pc(self, qualifier: str, count: int) -> dict[str, Any]:
+    def _version(self, qualifier: str | None) -> str:
         version = self.spec.resolve_qualifier(qualifier)
         if version is None:
             raise UnknownQualifier(f"Function not found: {self.arn}:{qualifier}")
-        if version == LATEST:
-            raise ConfigConflict("Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
-        if count < 1:
-            raise ConfigConflict("ProvisionedConcurrentExecutions must be at least 1 (delete the config instead)")
-        others = sum(c.requested for q, c in self.pc.items() if q != qualifier)
-        if self.reserved is not None and others + count > self.reserved:
-            raise ConfigConflict(
-                f"Requested Provisioned Concurrency ({others + count}) exceeds the function's reserved concurrency "
-                f"({self.reserved})"
-            )
-        if self.fleet.max_instances < others + count:
-            raise ConfigConflict(
-                f"Requested Provisioned Concurrency ({others + count}) exceeds the twin's max_instances "
-                f"({self.fleet.max_instances})"
-            )
-        self.pc[qualifier] = PcConfig(count, _now_iso())
-        self.reconcile()
-        return self.pc_status(qualifier)
-
-    def delete_pc(self, qualifier: str) -> bool:
-        if self.spec.resolve_qualifier(qualifier) is None:
-            raise UnknownQualifier(f"Function not found: {self.arn}:{qualifier}")
-        found = self.pc.pop(qualifier, None) is not None
-        self.reconcile()
-        return found
-
-    def pc_status(self, qualifier: str) -> dict[str, Any]:
-        config = self.pc[qualifier]
-        version = self.spec.resolve_qualifier(qualifier)
-        ready = sum(1 for i in self._pools.get(version or "", [])
-                    if i.provisioned and not i.retiring and i.state in (State.IDLE, State.BUSY))
-        allocated = min(ready, config.requested)
-        status = "FAILED" if config.failure else ("READY" if allocated >= config.requested else "IN_PROGRESS")
-        out: dict[str, Any] = {
-            "RequestedProvisionedConcurrentExecutions": config.requested,
-            "AvailableProvisionedConcurrentExecutions": allocated,
-            "AllocatedProvisionedConcurrentExecutions": allocated,
-            "Status": status,
-            "LastModified": config.last_modified,
-        }
-        if config.failure:
-            out["StatusReason"] = config.failure
-        return out
-
-    def reconcile(self) -> None:
-        """Start or retire provisioned instances so each version has what its configs ask for."""
-        for version, pool in self._pools.items():
-            wanted = sum(c.requested for q, c in self.pc.items() if self.spec.resolve_qualifier(q) == version)
-            current = [i for i in pool if i.provisioned and i.alive and not i.retiring]
-            for _ in range(wanted - len(current)):
-                self._spawn(self._provision(version))
-            if len(current) > wanted:
-                order = {State.STARTING: 0, State.IDLE: 1, State.BUSY: 2}
-                for instance in sorted(current, key=lambda i: order.get(i.state, 3))[: len(current) - wanted]:
-                    instance.retiring = True
-                    if instance.state is not State.BUSY:
-                        instance.stop(graceful=True)
-                        pool.remove(instance)
-                        self._spawn(instance.wait_closed())
-
-    async def _provision(self, version: str) -> None:
-        qualifiers = [q for q in self.pc if self.spec.resolve_qualifier(q) == version]
-        if not self.fleet.make_room():
-            for q in qualifiers:
-                self.pc[q].failure = f"the twin's max_instances ({self.fleet.max_instances}) is reached"
-            return
-        instance = Instance(self.spec, version, PROVISIONED, self.launch, self.logs.line)
-        self._pools[version].append(instance)
-        try:
-            init_ms = await instance.start(max(self.config.init_timeout_s, 60.0))
-        except FunctionError as exc:
-            if instance in self._pools[version]:
-                self._pools[version].remove(instance)
-            if instance.retiring:  # provisioned concurrency was lowered while it initialized
-                return
-            for q in qualifiers:
-                if q in self.pc:
-                    self.pc[q].failure = f"{exc.error_type}: {exc.message}"
-            log.warning("provisioned instance of %s failed to initialize: %s", self.spec.name, exc.message)
-            return
-        if instance.retiring or not instance.alive:
-            instance.stop(graceful=True)
-            return
-        instance.state = State.IDLE
-        self._log_extensions(instance)
-        self.logs.platform(instance, f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: success")
-        for q in qualifiers:
-            if q in self.pc:
-                self.pc[q].failure = None
+        return version
 
     def reap(self) -> int:
         """Stop on-demand instances idle for longer than the keep-alive; returns how many."""
-        now = time.monotonic()
-        stopped = 0
-        lost_provisioned = False
-        for pool in self._pools.values():
-            for instance in list(pool):
-                if (instance.state is State.IDLE and not instance.provisioned and not instance.exited.done()
-                        and now - instance.last_used > self.keep_alive_s):
-                    instance.stop(graceful=True)
-                    pool.remove(instance)
-                    self._spawn(instance.wait_closed())
-                    stopped += 1
-                elif instance.state is State.DEAD or (instance.state is State.IDLE and instance.exited.done()):
-                    # Died while idle (nothing was waiting on it): discard, and replace if provisioned.
-                    instance.stop()
-                    pool.remove(instance)
-                    self._spawn(instance.wait_closed())
-                    lost_provisioned |= instance.provisioned and not instance.retiring
-        if lost_provisioned:
-            self.reconcile()
-        return stopped
+        return sum(pool.reap(self.keep_alive_s) for pool in self._pools.values())
 
     def reset(self, *, provisioned: bool = False) -> int:
         """Discard idle instances (like a configuration update does), so the next request starts cold.
         Busy and initializing ones serve their request first. Provisioned instances are re-initialized
         if asked."""
-        count = 0
-        for pool in self._pools.values():
-            for instance in list(pool):
-                if instance.provisioned and not provisioned:
-                    continue
-                count += 1
-                if instance.state in (State.BUSY, State.STARTING):  # a request is waiting on it
-                    instance.retiring = True
-                    continue
-                instance.stop(graceful=True)
-                pool.remove(instance)
-                self._spawn(instance.wait_closed())
+        count = sum(pool.reset(provisioned=provisioned) for pool in self._pools.values())
         if provisioned:
-            self.reconcile()
+            self.concurrency.reconcile()
         return count
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.spec.name,
             "arn": self.arn,
-            "reserved_concurrency": self.reserved,
+            "reserved_concurrency": self.concurrency.reserved,
             "executions": self.executions,
-            "provisioned": {q: self.pc_status(q) for q in self.pc},
+            "provisioned": {q: self.concurrency.pc_status(q) for q in self.concurrency.pc},
             "instances": [
                 {
                     "id": i.id, "pid": i.pid, "version": i.version, "kind": i.init_type, "state": i.state.value,
@@ -574,13 +322,8 @@ class Function:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
-        instances = list(self.instances())
-        for instance in instances:
-            instance.retiring = True
-            instance.stop(graceful=True)
+        instances = [i for pool in self._pools.values() for i in pool.stop_all()]
         await asyncio.gather(*(i.wait_closed(2.0) for i in instances), return_exceptions=True)
-        for pool in self._pools.values():
-            pool.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -601,12 +344,4 @@ def _error_type(body: bytes) -> str | None:
         return None
     value = data.get("errorType") if isinstance(data, dict) else None
     return str(value) if value else None
-
-
-def record_dict(record: Record) -> dict[str, Any]:
-    return asdict(record)
-
-
-def error_payload(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 

@@ -17,21 +17,15 @@ from pathlib import Path
 
 from scripts.twin import http11
 from scripts.twin.http11 import Response
-from scripts.twin.instance import (
-    LINE_LIMIT,
-    State,
-    exit_description,
-    kill,
-    max_memory_mb,
-    pump_lines,
-    settle,
-)
 from scripts.twin.moto import free_port
+from scripts.twin.worker import LINE_LIMIT, State, WorkerProcess, exit_description, kill, settle
 
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned"
 PING_INTERVAL_S = 0.01
 PING_TIMEOUT_S = 2.0  # SageMaker's limit for one /ping answer
+
+
 class ContainerError(Exception):
     """The container failed: it exited, overran a deadline, or never became healthy."""
 
@@ -59,7 +53,9 @@ class Setup:
     ready_ms: float  # spawn -> /ping 200 (ModelSetupTime)
 
 
-class Container:
+class Container(WorkerProcess):
+    provisioned_kind = PROVISIONED
+
     def __init__(
         self,
         endpoint: str,
@@ -69,35 +65,19 @@ class Container:
         launch: ContainerLaunch,
         on_line: Callable[[Container, str], None],
     ) -> None:
+        super().__init__(kind, lambda line: on_line(self, line))
         self.endpoint = endpoint
         self.variant = variant
-        self.kind = kind
         self.id = uuid.uuid4().hex[:16]
         self.log_stream = f"{variant}/{self.id}"
         self.env = dict(env)
         self.launch = launch
-        self.state = State.STARTING
         self.setup: Setup | None = None
-        self.invocations = 0
-        self.last_used = time.monotonic()
-        self.retiring = False
         self.port = 0
-        self.pid = 0
-        self.captured: list[str] = []
-        self._on_line = on_line
-        self._process: asyncio.subprocess.Process | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def provisioned(self) -> bool:
-        return self.kind == PROVISIONED
 
     @property
     def alive(self) -> bool:
         return self.state is not State.DEAD and (self._process is None or self._process.returncode is None)
-
-    def max_memory_mb(self) -> int | None:
-        return max_memory_mb(self.pid) if self.pid else None
 
     async def start(self, timeout_s: float) -> Setup:
         """Spawn `serve` and wait until /ping answers 200; raises ContainerError."""
@@ -168,15 +148,11 @@ class Container:
             why = exit_description(code) if code is not None else str(exc)
             raise ContainerError("exited", f"the container failed during the request ({why})") from None
 
-    def release(self) -> None:
-        if self.state is State.BUSY:
-            self.state = State.IDLE
-            self.last_used = time.monotonic()
-
     def tail(self, lines: int = 5) -> str:
         return " | ".join(self.captured[-lines:]) or "(no output)"
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = False) -> None:
+        """Kill the container: SageMaker gives none any grace (`graceful` is for the pool's sake)."""
         self.state = State.DEAD
         kill(self._process)
 
@@ -185,10 +161,6 @@ class Container:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._process.wait(), timeout)
         await settle(self._tasks)
-
-    async def _read_output(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        await pump_lines(self._process.stdout, self.captured, lambda line: self._on_line(self, line))
 
 
 def _ms(at: float, since: float) -> float:

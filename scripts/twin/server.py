@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.twin import emf, http11, tls
+from scripts.twin.concurrency import Fleet
 from scripts.twin.config import TwinConfig
 from scripts.twin.function_url import FunctionUrl
 from scripts.twin.http11 import Request, Response
@@ -29,7 +30,8 @@ from scripts.twin.invoke_api import Gateway
 from scripts.twin.logs import FunctionLogs
 from scripts.twin.moto import MotoServer, create_tables, register
 from scripts.twin.platform_metrics import PlatformMetrics
-from scripts.twin.pool import Fleet, Function, Records
+from scripts.twin.pool import Function
+from scripts.twin.records import Records
 from scripts.twin.sagemaker import SageMaker
 from scripts.twin.scheduler import Scheduler
 from scripts.twin.state import STATE_FILE, TwinState, pid_alive, write_state
@@ -120,7 +122,7 @@ class Twin:
             logs = FunctionLogs(spec.name, self.state_dir / "logs", self.shipper)
             function = Function(spec, config, launch, logs, fleet, self.records, self.platform)
             self.functions[spec.name] = function
-            self.platform.gauge(function.pc_gauges)
+            self.platform.gauge(function.concurrency.pc_gauges)
         context = self.certs.server_context()
         for name, function in self.functions.items():
             if function.spec.url_qualifier is not None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from functions.sagemaker.endpoint import ServerlessEndpoint
-from scripts.twin.config import FunctionSpec, TwinConfig, TwinConfigError, default_config
+from scripts.twin.config import FunctionSpec, TwinConfig, TwinConfigError
 from scripts.twin.sagemaker_config import EndpointSpec
+from scripts.twin.stack import default_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,14 @@ import pytest
 
 from layers import model_layer
 from scripts.twin import emf, tls
-from scripts.twin.config import FunctionSpec, Schedule, TwinConfig, TwinConfigError, default_config
+from scripts.twin.config import FunctionSpec, Schedule, TwinConfig, TwinConfigError
 from scripts.twin.function_url import to_event, to_response, url_id
 from scripts.twin.http11 import Request
-from scripts.twin.instance import Launch, environment, exit_description, resolve_opt
+from scripts.twin.instance import Launch, environment, resolve_opt
 from scripts.twin.invoke_api import split_name
+from scripts.twin.stack import default_config
 from scripts.twin.traffic import percentile
+from scripts.twin.worker import exit_description
 from tests.conftest import EVENTS, ROOT
 
 
