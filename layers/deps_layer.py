@@ -99,12 +99,12 @@ def build(
     """Build (or reuse, when its inputs are unchanged) the deps layer for target in layer_dir."""
     requirements = requirements if requirements is not None else runtime_requirements()
     compiler = bytecode.find_interpreter(target.python) if target.name != "local" else Path(sys.executable)
-    fingerprint = _fingerprint(target, requirements)
+    inputs = fingerprint(target, requirements)
     zip_path = paths.layer_zip(layer_dir)
     stamp = layer_dir / STAMP
     if reuse and stamp.is_file() and zip_path.is_file():
         recorded = json.loads(stamp.read_text())
-        if recorded.get("fingerprint") == fingerprint:
+        if recorded.get("fingerprint") == inputs:
             progress(f"deps-{target.name}: inputs unchanged, reusing {layer_dir}")
             return _from_stamp(target, layer_dir, zip_path, recorded, requirements)
 
@@ -127,7 +127,7 @@ def build(
     progress(f"deps-{target.name}: zipping for the size report")
     sizes = write_zip(layer_dir, zip_path)
     layer = DepsLayer(target, layer_dir, zip_path, sizes, pruned, stripped, tool, pycs, requirements)
-    stamp.write_text(json.dumps(_stamp(layer, fingerprint), indent=2))
+    stamp.write_text(json.dumps(_stamp(layer, inputs), indent=2))
     return layer
 
 
@@ -195,10 +195,11 @@ def is_current(layer_dir: Path, target: LayerPlatform, requirements: tuple[str, 
     except (OSError, ValueError, AttributeError):
         return False
     requirements = requirements if requirements is not None else runtime_requirements()
-    return bool(recorded == _fingerprint(target, requirements))
+    return bool(recorded == fingerprint(target, requirements))
 
 
-def _fingerprint(target: LayerPlatform, requirements: tuple[str, ...]) -> str:
+def fingerprint(target: LayerPlatform, requirements: tuple[str, ...]) -> str:
+    """What a deps layer is built from: the platform, the requirements, the pruning rules, this builder."""
     recipe = {
         "target": [target.name, target.python, list(target.platforms)],
         "requirements": list(requirements),

@@ -22,6 +22,7 @@ class SageMakerTwinTarget:
 
     def __init__(self, functions: TwinTarget, endpoint: str, model_dir: str) -> None:
         self.functions = functions
+        self.names = functions.names
         self.twin = functions.twin
         self.body = functions.body
         self.requests = functions.models["default"]

@@ -99,6 +99,7 @@ class Concurrency:
         self.pools = pools
         self._spawn = spawn
         self.reserved: int | None = spec.reserved_concurrency
+        self.starved = False  # a provisioning found no room: retried by `retry_starved`
         self.pc: dict[str, PcConfig] = {}
         for qualifier, count in spec.provisioned.items():
             if count:
@@ -183,6 +184,11 @@ class Concurrency:
     def _qualifiers(self, version: str) -> list[str]:
         return [q for q in self.pc if self.spec.resolve_qualifier(q) == version]
 
+    def retry_starved(self) -> None:
+        if self.starved:
+            self.starved = False
+            self.reconcile()
+
     def reconcile(self) -> None:
         """Start or retire provisioned instances so each version has what its configs ask for."""
         for version, pool in self.pools.items():
@@ -192,8 +198,10 @@ class Concurrency:
     async def _provision(self, version: str) -> None:
         qualifiers = self._qualifiers(version)
         if not self.fleet.make_room():
-            for q in qualifiers:
-                self.pc[q].failure = f"the twin's max_instances ({self.fleet.max_instances}) is reached"
+            # Every slot busy or starting right now: the config stays IN_PROGRESS and the next reap
+            # tries again (Lambda allocates provisioned concurrency as capacity allows; it does not
+            # fail a config that PutProvisionedConcurrencyConfig accepted for want of a free moment).
+            self.starved = True
             return
         pool = self.pools[version]
         instance = pool.add(Instance(self.spec, version, PROVISIONED, self.launch, self.logs.line))

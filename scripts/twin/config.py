@@ -6,14 +6,15 @@ handed to the server process as JSON. Bad values fail here, naming the key and w
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from layers import deps_layer, paths
 from layers import model_layer as built_layers
-from layers import paths
 from scripts.twin.sagemaker_config import EndpointConfigError, EndpointSpec
 
 LATEST = "$LATEST"
@@ -317,6 +318,15 @@ def inference_function(
     deps = root / DEPS_LOCAL_LAYER
     layers: list[Path] = []
     isolated = (deps / "python").is_dir()
+    if isolated and not deps_layer.is_current(deps, deps_layer.local_target()):
+        # Built before a dependency (or the layer builder) changed: run from it and the function may
+        # lack a package a fresh clone has (Runtime.ImportModuleError). Serve from this environment.
+        logging.getLogger("preheat.twin").warning(
+            "%s is out of date (pyproject's dependencies or the layer builder changed since it was built): "
+            "serving from this environment's packages; run `preheat build layers` to serve from the layer",
+            deps,
+        )
+        isolated = False
     if isolated:
         layers.append(deps)
     merged = {"POWERTOOLS_SERVICE_NAME": "preheat", **(env or {})}
@@ -328,13 +338,3 @@ def inference_function(
     return FunctionSpec(
         name=name, handler=handler, code_dir=root, layers=tuple(layers), env=merged, isolated=isolated, **overrides
     )
-
-
-def __getattr__(name: str) -> Any:
-    """`default_config` lives in scripts/twin/stack.py (which imports this module); the name is
-    forwarded here, on first use, only for importers not yet moved there."""
-    if name == "default_config":
-        from scripts.twin import stack
-
-        return stack.default_config
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

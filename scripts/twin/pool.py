@@ -288,8 +288,11 @@ class Function:
         return version
 
     def reap(self) -> int:
-        """Stop on-demand instances idle for longer than the keep-alive; returns how many."""
-        return sum(pool.reap(self.keep_alive_s) for pool in self._pools.values())
+        """Stop on-demand instances idle for longer than the keep-alive; returns how many. Provisioned
+        instances that found no room earlier are started now, if there is room."""
+        stopped = sum(pool.reap(self.keep_alive_s) for pool in self._pools.values())
+        self.concurrency.retry_starved()
+        return stopped
 
     def reset(self, *, provisioned: bool = False) -> int:
         """Discard idle instances (like a configuration update does), so the next request starts cold.

@@ -35,9 +35,8 @@ from scripts.twin.config import (
     FunctionSpec,
     Schedule,
     TwinConfig,
-    default_config,
 )
-from scripts.twin.stack import TWIN_MAX_CONCURRENCY
+from scripts.twin.stack import TWIN_MAX_CONCURRENCY, default_config
 from tests.support.history import BURSTS, busy_history, put_history, scheduled_event
 from tests.support.twin import ROOT, running, wait_for
 from warmers.controller import decide

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from layers import model_layer
+from layers import deps_layer, model_layer
 from scripts.twin import emf, tls
 from scripts.twin.config import FunctionSpec, Schedule, TwinConfig, TwinConfigError
 from scripts.twin.function_url import to_event, to_response, url_id
@@ -139,7 +139,9 @@ def test_default_config_runs_the_inference_function_with_its_url_on_live() -> No
     model = inference.env["PREHEAT_MODEL_DIR"]
     layer_built = model_layer.holds(ROOT / "build/layers/model-minilm", ROOT / "build/models/minilm")
     assert model == "/opt/model" if layer_built else model.endswith("build/models/minilm")
-    assert inference.isolated == (ROOT / "build/layers/deps-local/python").is_dir()
+    deps = ROOT / "build/layers/deps-local"
+    current = (deps / "python").is_dir() and deps_layer.is_current(deps, deps_layer.local_target())
+    assert inference.isolated == current
 
 
 # --- EMF --------------------------------------------------------------------------------------------
@@ -383,3 +385,20 @@ def test_certificates_chain_to_the_written_ca_and_are_reused(tmp_path: Path) -> 
     assert oct(certs.key.stat().st_mode & 0o777) == "0o600"
     before = certs.ca.read_bytes()
     assert tls.ensure(tmp_path).ca.read_bytes() == before
+
+
+def test_a_deps_layer_built_from_other_requirements_is_not_run_from(tmp_path: Path) -> None:
+    from layers import paths
+    from scripts.twin.config import inference_function
+
+    deps = tmp_path / paths.DEPS_LOCAL.relative_to(paths.ROOT)
+    (deps / "python").mkdir(parents=True)
+    target = deps_layer.local_target()
+    stamp = deps / deps_layer.STAMP
+    for requirements, isolated in (
+        (("numpy",), False),  # built before today's dependencies (e.g. one was added since)
+        (deps_layer.runtime_requirements(), True),
+    ):
+        stamp.write_text(json.dumps({"fingerprint": deps_layer.fingerprint(target, requirements)}))
+        spec = inference_function(tmp_path, model_dir=tmp_path / "model")
+        assert (spec.isolated, deps in spec.layers) == (isolated, isolated)
