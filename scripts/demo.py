@@ -392,8 +392,7 @@ def _draw_dashboard(console: Any, state: Any, started: dt.datetime) -> None:
     import math
 
     from scripts import recording
-    from scripts.dashboard import Target as DashboardTarget
-    from scripts.dashboard import draw
+    from scripts.dashboard import MetricsEndpoint, draw
     from scripts.metrics_query import Window
     from scripts.twin.config import DEFAULT_FUNCTION
 
@@ -403,7 +402,7 @@ def _draw_dashboard(console: Any, state: Any, started: dt.datetime) -> None:
         start = dt.datetime.fromtimestamp(started.timestamp() // period * period, dt.UTC)
         end = dt.datetime.fromtimestamp(math.ceil(time.time() / period) * period, dt.UTC)
         window = Window(start, end, period)
-        target = DashboardTarget(state.moto, state.region, local=True)
+        target = MetricsEndpoint(state.moto, state.region, local=True)
         _, _, data = draw(target, out, console=console, summary=False, window=window)
         graphs = json.loads(data.read_text())["graphs"]
         points = [max((len(s["points"]) for s in g["series"]), default=0) for g in graphs]

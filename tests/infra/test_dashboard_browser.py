@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from infra import dashboard as spec
-from scripts.dashboard import Target, render_html
+from scripts.dashboard import MetricsEndpoint
+from scripts.dashboard_html import render_html
 from scripts.metrics_query import SeriesData, Window
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -77,7 +78,7 @@ def test_every_graph_draws_its_series_in_chromium(tmp_path: Path) -> None:
             series.append(SeriesData(s.id, s.label or s.id, tuple(values), "test"))
         report.append((graph, series))
     page = tmp_path / "dashboard.html"
-    page.write_text(render_html(definition, report, window, Target("http://127.0.0.1:1", "us-east-1", local=True)))
+    page.write_text(render_html(definition, report, window, MetricsEndpoint("http://127.0.0.1:1", "us-east-1", local=True)))
 
     dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     parsed = Graphs()
