@@ -144,7 +144,7 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
     from functions.inference.settings import Settings
     from scripts.reliability import faults, load, stack
     from scripts.reliability.models import damaged_copy, write_tensor_model
-    from scripts.reliability.rawhttp import Target
+    from scripts.reliability.rawhttp import HttpTarget
     from scripts.twin import state as twin_state
     from scripts.twin.client import TwinClient
 
@@ -185,14 +185,14 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
         try:
             twin = TwinClient(state)
             targets = [
-                (Target("uvicorn", embed_url), "embedding"),
-                (Target("uvicorn", tensor_url), "tensor"),
-                (Target("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)), "embedding"),
-                (Target("lambda", state.url(stack.TENSOR), state.ca, _signer(state, stack.TENSOR)), "tensor"),
+                (HttpTarget("uvicorn", embed_url), "embedding"),
+                (HttpTarget("uvicorn", tensor_url), "tensor"),
+                (HttpTarget("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)), "embedding"),
+                (HttpTarget("lambda", state.url(stack.TENSOR), state.ca, _signer(state, stack.TENSOR)), "tensor"),
             ]
             for (name, kind, _), url in zip(classifiers, classifier_urls, strict=True):
-                targets += [(Target("uvicorn", url), kind),
-                            (Target("lambda", state.url(name), state.ca, _signer(state, name)), kind)]
+                targets += [(HttpTarget("uvicorn", url), kind),
+                            (HttpTarget("lambda", state.url(name), state.ca, _signer(state, name)), kind)]
             results["hostile"] = _hostile(targets, options, say)
             say("load")
             levels = load.run_levels(twin, stack.TARGET, model, pool, reference, levels=options.levels,
@@ -218,7 +218,7 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
             outcomes.append(faults.warmer_fanout(twin, options.reserved, spec.warm_max_concurrency))
             results["faults"] = [f.as_dict() for f in outcomes]
             say("security: request bodies and secrets in the logs")
-            results["security"] = _leaks(twin, state, spec, Target("uvicorn", embed_url), model, log_path)
+            results["security"] = _leaks(twin, state, spec, HttpTarget("uvicorn", embed_url), model, log_path)
         finally:
             twin_state.stop_pid(state.pid)
     hostile_ok = results["hostile"]["bad"] == 0 and results["hostile"]["failed_cases"] == 0
@@ -236,10 +236,10 @@ def _collect(options: Options, say: Progress, log_path: Path) -> dict[str, Any]:
 def _leaks(twin: Any, state: Any, spec: Any, uvicorn: Any, model: str, log_path: Path) -> dict[str, Any]:
     """Canary requests to both paths, then every log searched for the canary and for credentials."""
     from scripts.reliability import leaks, stack
-    from scripts.reliability.rawhttp import Target
+    from scripts.reliability.rawhttp import HttpTarget
 
     marker = leaks.canary()
-    statuses = leaks.send_canaries(Target("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)),
+    statuses = leaks.send_canaries(HttpTarget("lambda", state.url(stack.TARGET), state.ca, _signer(state, stack.TARGET)),
                                    model, marker, spec.max_request_bytes)
     statuses += leaks.send_canaries(uvicorn, model, marker, spec.max_request_bytes)
     twin.flush()

@@ -15,10 +15,10 @@ from typing import Any
 from scripts.bench_coldstart.lambda_target import lambda_twin
 from scripts.bench_coldstart.report import report, summarize
 from scripts.bench_coldstart.sagemaker_target import sagemaker_twin
-from scripts.bench_coldstart.samples import FUNCTIONS, Series, Target, Variant
+from scripts.bench_coldstart.samples import FUNCTIONS, Series, BenchTarget, Variant
 
-# --target name -> (root, state_dir, console, variants=, naive=, model=) -> a context manager yielding a Target.
-TARGETS: dict[str, Callable[..., AbstractContextManager[Target]]] = {
+# --target name -> (root, state_dir, console, variants=, naive=, model=) -> a context manager yielding a BenchTarget.
+TARGETS: dict[str, Callable[..., AbstractContextManager[BenchTarget]]] = {
     "lambda": lambda_twin,
     "sagemaker": sagemaker_twin,
 }

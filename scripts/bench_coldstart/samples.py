@@ -1,5 +1,5 @@
 """What `preheat bench coldstart` measures: the functions, their samples and series, the targets
-it checks, and where the functions run (a `Target`).
+it checks, and where the functions run (a `BenchTarget`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Series:
     note: str = ""
 
 
-class Target(Protocol):
+class BenchTarget(Protocol):
     """Where the benchmarked functions run; one method per kind of sample."""
 
     def describe(self, name: str) -> str: ...

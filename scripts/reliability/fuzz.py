@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scripts.reliability import replies
-from scripts.reliability.rawhttp import Target, send
+from scripts.reliability.rawhttp import HttpTarget, send
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Anchors:
     width: int  # the last dimension of the first input (-1 if dynamic)
 
     @classmethod
-    def discover(cls, target: Target, timeout: float = 30.0) -> Anchors:
+    def discover(cls, target: HttpTarget, timeout: float = 30.0) -> Anchors:
         models = send(target, "GET", "/v1/models", timeout=timeout)
         if models.status != 200:
             raise RuntimeError(f"GET /v1/models on {target.name} answered {models.status}: {models.body[:200]!r}")
@@ -95,7 +95,7 @@ class _OutOfTime(Exception):
     pass
 
 
-def load_schema(target: Target, timeout: float = 30.0) -> Any:
+def load_schema(target: HttpTarget, timeout: float = 30.0) -> Any:
     try:
         import schemathesis
     except ImportError:
@@ -114,7 +114,7 @@ def load_schema(target: Target, timeout: float = 30.0) -> Any:
 
 
 def fuzz(
-    target: Target,
+    target: HttpTarget,
     *,
     examples: int = 25,
     seconds: float = 60.0,
@@ -207,7 +207,7 @@ def _anchor(case: Any, anchors: Anchors) -> None:
                     tensor["name"] = anchors.inputs[i % len(anchors.inputs)]
 
 
-def _one(case: Any, target: Target, session: Any, timeout: float, checks: list[Any], report: FuzzReport) -> None:
+def _one(case: Any, target: HttpTarget, session: Any, timeout: float, checks: list[Any], report: FuzzReport) -> None:
     import requests
 
     report.requests += 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from scripts.reliability import replies
 from scripts.reliability.fuzz import Anchors
-from scripts.reliability.rawhttp import RawReply, Target, send
+from scripts.reliability.rawhttp import RawReply, HttpTarget, send
 
 JSON = [("content-type", "application/json")]
 LAMBDA_LIMIT = 6 * 1024 * 1024
@@ -39,7 +39,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CaseOutcome:
     case: str
     target: str
     status: int
@@ -57,10 +57,10 @@ class Outcome:
 
 @dataclass
 class HostileReport:
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[CaseOutcome] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[Outcome]:
+    def failed(self) -> list[CaseOutcome]:
         return [o for o in self.outcomes if not o.passed]
 
     @property
@@ -286,7 +286,7 @@ def auth_cases(anchors: Anchors) -> list[Case]:
                  auth=variant, platform_code=code) for variant, (name, code) in AUTH.items()]
 
 
-def _misigned(target: Target, case: Case) -> list[tuple[str, str]]:
+def _misigned(target: HttpTarget, case: Case) -> list[tuple[str, str]]:
     """The headers of `case`, signed the wrong way its `auth` names."""
     import datetime as dt
 
@@ -320,7 +320,7 @@ def _misigned(target: Target, case: Case) -> list[tuple[str, str]]:
 
 
 def run_cases(
-    target: Target, cases: list[Case], *, timeout: float = 30.0, progress: Callable[[str], None] | None = None
+    target: HttpTarget, cases: list[Case], *, timeout: float = 30.0, progress: Callable[[str], None] | None = None
 ) -> HostileReport:
     report = HostileReport()
     for case in cases:
@@ -336,7 +336,7 @@ def run_cases(
     return report
 
 
-def judge(case: Case, target: Target, reply: RawReply) -> Outcome:
+def judge(case: Case, target: HttpTarget, reply: RawReply) -> CaseOutcome:
     verdict = replies.verdict(reply.status, reply.headers, reply.body, reply.error)
     error = replies.error_shape(reply.body) if verdict == replies.REJECTED else None
     code = error["code"] if error else replies.lambda_shape(reply.headers, reply.body)
@@ -353,7 +353,7 @@ def judge(case: Case, target: Target, reply: RawReply) -> Outcome:
         why.append("the whole body was read before the answer: the limit was not checked first")
     if reply.error and not why:
         why.append(reply.error)
-    return Outcome(
+    return CaseOutcome(
         case=case.name, target=target.name, status=reply.status, verdict=verdict, code=code, ms=reply.ms,
         sent=reply.sent, size=len(case.body), passed=not why, why="; ".join(why) or "",
     )

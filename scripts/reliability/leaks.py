@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.reliability.rawhttp import Target, send
+from scripts.reliability.rawhttp import HttpTarget, send
 
 PATTERNS = {
     "aws_access_key_id": re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16}\b"),
@@ -67,7 +67,7 @@ def canary() -> str:
     return f"preheat-canary-{uuid.uuid4().hex}"
 
 
-def send_canaries(target: Target, model: str, marker: str, max_request_bytes: int) -> list[int]:
+def send_canaries(target: HttpTarget, model: str, marker: str, max_request_bytes: int) -> list[int]:
     """Requests carrying `marker` in their bodies, answered and refused; returns their statuses."""
     bodies: list[Any] = [
         {"input": f"{marker} the cat sat", "model": model},

@@ -24,7 +24,7 @@ CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
-class Target:
+class HttpTarget:
     """Where requests go: the app under uvicorn (http) or a Function URL on the twin (https + its CA,
     and a SigV4 signer when the URL's AuthType is AWS_IAM: scripts/twin/sigv4.py)."""
 
@@ -61,7 +61,7 @@ class RawReply:
 
 
 def send(
-    target: Target,
+    target: HttpTarget,
     method: str,
     path: str,
     body: bytes = b"",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.twin.config import FunctionSpec
-from scripts.twin.runtime_api import InitError, Invocation, Outcome, RuntimeApi
+from scripts.twin.runtime_api import InitError, Invocation, InvocationOutcome, RuntimeApi
 from scripts.twin.worker import LINE_LIMIT, State, WorkerProcess, exit_description, kill, settle
 
 ON_DEMAND = "on-demand"
@@ -212,14 +212,14 @@ class Instance(WorkerProcess):
         self.stop()
         raise FunctionError("Sandbox.Timedout", f"Error: INIT timed out after {init_timeout_s:.2f} seconds")
 
-    async def invoke(self, invocation: Invocation, timeout_s: float) -> Outcome:
+    async def invoke(self, invocation: Invocation, timeout_s: float) -> InvocationOutcome:
         """Run one invocation; a crash or timeout raises FunctionError (and leaves this instance dead)."""
         self.state = State.BUSY
         self.invocations += 1
         if self.invocations > 1:
             self.captured = []
         self.api.submit(invocation)
-        waiters: set[asyncio.Future[Outcome] | asyncio.Future[int]] = {invocation.result, self._exited}
+        waiters: set[asyncio.Future[InvocationOutcome] | asyncio.Future[int]] = {invocation.result, self._exited}
         await asyncio.wait(waiters, timeout=timeout_s,
                            return_when=asyncio.FIRST_COMPLETED)
         if invocation.result.done():

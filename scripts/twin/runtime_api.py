@@ -32,7 +32,7 @@ _INVOCATION = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class InvocationOutcome:
     """What the runtime answered for one invocation."""
 
     ok: bool
@@ -49,7 +49,7 @@ class Invocation:
     deadline_epoch_ms: int
     trace_id: str
     client_context: str | None = None  # JSON (the Invoke API's base64 already decoded)
-    result: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    result: asyncio.Future[InvocationOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     delivered: float = 0.0  # perf_counter() when the runtime received it
 
 
@@ -194,10 +194,10 @@ class RuntimeApi:
                 "errorMessage": f"Response payload size ({len(request.body)} bytes) exceeded maximum allowed "
                 f"payload size ({MAX_RESPONSE_BYTES} bytes).",
             }).encode()
-            invocation.result.set_result(Outcome(False, body, "Function.ResponseSizeTooLarge", now))
+            invocation.result.set_result(InvocationOutcome(False, body, "Function.ResponseSizeTooLarge", now))
             return Response.json(413, {"errorType": "RequestEntityTooLarge", "errorMessage": "response too large"})
         error_type = None if ok else (request.header("lambda-runtime-function-error-type") or "Unhandled")
-        invocation.result.set_result(Outcome(ok, request.body, error_type, now))
+        invocation.result.set_result(InvocationOutcome(ok, request.body, error_type, now))
         return Response.json(202, {"status": "OK"})
 
 

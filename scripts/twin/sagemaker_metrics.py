@@ -10,7 +10,7 @@ import datetime as dt
 from scripts.twin import emf
 from scripts.twin.platform_metrics import SAGEMAKER, PlatformMetrics, variant_dimensions
 from scripts.twin.sagemaker_container import Setup
-from scripts.twin.sagemaker_pool import Outcome, VariantPool
+from scripts.twin.sagemaker_pool import ContainerOutcome, VariantPool
 
 PREHEAT_NAMESPACE = "Preheat"
 
@@ -26,7 +26,7 @@ class EndpointMetrics:
             self.platform.put(SAGEMAKER, "ModelSetupTime", dims, round(setup.ready_ms * 1000, 1))
 
     def request(self, pool: VariantPool, *, errors_4xx: int = 0, errors_5xx: int = 0, model_us: float | None = None,
-                overhead_us: float | None = None, outcome: Outcome | None = None) -> None:
+                overhead_us: float | None = None, outcome: ContainerOutcome | None = None) -> None:
         """One request, in SageMaker's metrics (scripts/twin/platform_metrics.py)."""
         if self.platform is None:
             return

@@ -51,7 +51,7 @@ class EndpointLogs(FunctionLogs):
 
 
 @dataclass
-class Outcome:
+class ContainerOutcome:
     response: Response
     container: Container
     setup: Setup | None
@@ -117,7 +117,7 @@ class VariantPool:
         container.state = State.BUSY
         return container, setup
 
-    async def invoke(self, body: bytes, headers: list[tuple[str, str]]) -> Outcome:
+    async def invoke(self, body: bytes, headers: list[tuple[str, str]]) -> ContainerOutcome:
         if self.inflight >= self.spec.max_concurrency:
             raise Throttled
         self.inflight += 1
@@ -129,13 +129,13 @@ class VariantPool:
                 response = await container.invoke(body, headers, self.service.invocation_timeout_s)
             except ContainerError as exc:
                 self.pool.discard(container)
-                return Outcome(Response(0), container, setup, (time.perf_counter() - started) * 1000, exc, inflight, busy)
+                return ContainerOutcome(Response(0), container, setup, (time.perf_counter() - started) * 1000, exc, inflight, busy)
             model_ms = (time.perf_counter() - started) * 1000
             if container.retiring:
                 self.pool.discard(container)
             else:
                 container.release()
-            return Outcome(response, container, setup, model_ms, None, inflight, busy)
+            return ContainerOutcome(response, container, setup, model_ms, None, inflight, busy)
         finally:
             self.inflight -= 1
 

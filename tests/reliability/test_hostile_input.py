@@ -22,7 +22,7 @@ from functions.inference import dataplane
 from functions.inference.app import create_app
 from functions.inference.runtime import Runtime
 from scripts.reliability import hostile, replies
-from scripts.reliability.rawhttp import Target, send
+from scripts.reliability.rawhttp import HttpTarget, send
 from scripts.reliability.stack import uvicorn_app
 from tests.conftest import context, event
 
@@ -127,7 +127,7 @@ def test_the_size_limit_is_enforced_before_the_json_decoder_runs(
     decoded.clear()
     runtime = make_runtime(embedding_dir, max_request_bytes=limit)
     with uvicorn_app(create_app(runtime)) as url:
-        target = Target("uvicorn", url)
+        target = HttpTarget("uvicorn", url)
         eight_mb = b'{"input": "' + b"a" * (8 << 20) + b'"}'
         reply = send(target, "POST", "/v1/embeddings", eight_mb, headers=[("content-type", "application/json")])
         assert reply.status == 413 and replies.error_shape(reply.body)["code"] == "payload_too_large"
