@@ -15,7 +15,7 @@ from typing import Any
 from scripts.bench_coldstart.lambda_target import lambda_twin
 from scripts.bench_coldstart.report import report, summarize
 from scripts.bench_coldstart.sagemaker_target import sagemaker_twin
-from scripts.bench_coldstart.samples import FUNCTIONS, Series, BenchTarget, Variant
+from scripts.bench_coldstart.samples import FUNCTIONS, BenchTarget, Series, Variant
 
 # --target name -> (root, state_dir, console, variants=, naive=, model=) -> a context manager yielding a BenchTarget.
 TARGETS: dict[str, Callable[..., AbstractContextManager[BenchTarget]]] = {

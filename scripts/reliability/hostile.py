@@ -16,7 +16,7 @@ from typing import Any
 
 from scripts.reliability import replies
 from scripts.reliability.fuzz import Anchors
-from scripts.reliability.rawhttp import RawReply, HttpTarget, send
+from scripts.reliability.rawhttp import HttpTarget, RawReply, send
 
 JSON = [("content-type", "application/json")]
 LAMBDA_LIMIT = 6 * 1024 * 1024
