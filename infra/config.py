@@ -20,6 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+# The one ConfigError (a context value is missing, has the wrong type or is out of range; the message
+# names the key), shared with the functions' and warmers' settings.
+from functions.errors import ConfigError as ConfigError
 from functions.sagemaker.endpoint import ServerlessEndpoint as EndpointDescription
 from layers import paths as build_paths
 
@@ -40,10 +43,6 @@ _SCALING_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days
 _NAMESPACE = re.compile(r"^[A-Za-z0-9._/#:-]{1,255}$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SAGEMAKER_MEMORY = (1024, 2048, 3072, 4096, 5120, 6144)
-
-
-class ConfigError(ValueError):
-    """A context value is missing, has the wrong type or is out of range. The message names the key."""
 
 
 @dataclass(frozen=True)

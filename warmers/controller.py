@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from warmers import actuators, clients, emf
+from functions.metrics import emf
+from warmers import actuators, clients
 from warmers.history import History, floor_minute, read_history
 from warmers.policies import make_policy
 from warmers.policies.base import Decision, Observation, PolicyContext

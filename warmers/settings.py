@@ -2,7 +2,8 @@
 
 Config flows one way: cdk.json context -> infra config -> environment variables -> here. A bad or
 missing value fails at init with a message that names the variable and says what would be valid.
-These functions are deployed without the inference runtime, so nothing here imports `functions`.
+The warmer and controller are deployed without the inference runtime: of `functions` they import only
+the shared error and env parser (functions.errors, functions.envvars), which their asset carries.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from functions import envvars
+from functions.errors import ConfigError
+
 PcMode = Literal["direct", "scheduled", "off"]
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the environment variable."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,14 @@ class WarmerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WarmerSettings:
         env = os.environ if env is None else env
-        maximum = _int(env, "PREHEAT_WARM_MAX_CONCURRENCY", 50, minimum=1, maximum=1000)
+        maximum = envvars.integer(env, "PREHEAT_WARM_MAX_CONCURRENCY", 50, minimum=1, maximum=1000)
         return cls(
-            function=_required(env, "PREHEAT_WARM_FUNCTION", "the function name or ARN to warm"),
-            qualifier=_optional(env, "PREHEAT_WARM_QUALIFIER"),
-            concurrency=_int(env, "PREHEAT_WARM_CONCURRENCY", 1, minimum=1, maximum=maximum),
+            function=envvars.required(env, "PREHEAT_WARM_FUNCTION", "the function name or ARN to warm"),
+            qualifier=envvars.optional(env, "PREHEAT_WARM_QUALIFIER"),
+            concurrency=envvars.integer(env, "PREHEAT_WARM_CONCURRENCY", 1, minimum=1, maximum=maximum),
             max_concurrency=maximum,
-            hold_ms=_int(env, "PREHEAT_WARM_HOLD_MS", 100, minimum=0, maximum=60_000),
-            timeout_s=_float(env, "PREHEAT_WARM_TIMEOUT_S", 30.0, minimum=1.0, maximum=900.0),
+            hold_ms=envvars.integer(env, "PREHEAT_WARM_HOLD_MS", 100, minimum=0, maximum=60_000),
+            timeout_s=envvars.number(env, "PREHEAT_WARM_TIMEOUT_S", 30.0, minimum=1.0, maximum=900.0),
             backoff=_backoff(env, Backoff(attempts=3, base_s=0.1, cap_s=1.0)),
             namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "Preheat",
             service=env.get("POWERTOOLS_SERVICE_NAME") or "preheat-warmer",
@@ -93,8 +93,8 @@ class ControllerSettings:
         pc_mode = env.get("PREHEAT_PC_MODE", "direct").strip() or "direct"
         if pc_mode not in ("direct", "scheduled", "off"):
             raise ConfigError(f"PREHEAT_PC_MODE must be direct, scheduled or off, got {pc_mode!r}")
-        function = _optional(env, "PREHEAT_LAMBDA_FUNCTION")
-        alias = _optional(env, "PREHEAT_LAMBDA_ALIAS")
+        function = envvars.optional(env, "PREHEAT_LAMBDA_FUNCTION")
+        alias = envvars.optional(env, "PREHEAT_LAMBDA_ALIAS")
         if function and not alias and pc_mode != "off":
             raise ConfigError(
                 "PREHEAT_LAMBDA_ALIAS must name the alias (or version) that carries provisioned concurrency "
@@ -108,21 +108,21 @@ class ControllerSettings:
             policy=policy,
             metrics_namespace=env.get("PREHEAT_METRICS_NAMESPACE") or "Preheat",
             metrics_service=env.get("PREHEAT_METRICS_SERVICE") or "preheat",
-            history_minutes=_int(env, "PREHEAT_HISTORY_MINUTES", 1440, minimum=15, maximum=20_160),
-            memory_mb=_int(env, "PREHEAT_MEMORY_MB", 1024, minimum=128, maximum=10_240),
-            max_concurrency=_int(env, "PREHEAT_MAX_CONCURRENCY", 10, minimum=0, maximum=1000),
-            platform_keepalive_min=_float(
+            history_minutes=envvars.integer(env, "PREHEAT_HISTORY_MINUTES", 1440, minimum=15, maximum=20_160),
+            memory_mb=envvars.integer(env, "PREHEAT_MEMORY_MB", 1024, minimum=128, maximum=10_240),
+            max_concurrency=envvars.integer(env, "PREHEAT_MAX_CONCURRENCY", 10, minimum=0, maximum=1000),
+            platform_keepalive_min=envvars.number(
                 env, "PREHEAT_PLATFORM_KEEPALIVE_MIN", 10.0, minimum=1.0, maximum=120.0
             ),
             lambda_function=function,
             lambda_alias=alias,
             pc_mode=pc_mode,  # type: ignore[arg-type]
-            sagemaker_endpoint=_optional(env, "PREHEAT_SAGEMAKER_ENDPOINT"),
-            sagemaker_variant=_optional(env, "PREHEAT_SAGEMAKER_VARIANT"),
-            warmer_function=_optional(env, "PREHEAT_WARMER_FUNCTION"),
-            warm_hold_ms=_int(env, "PREHEAT_WARM_HOLD_MS", 100, minimum=0, maximum=60_000),
-            warm_timeout_s=_float(env, "PREHEAT_WARM_TIMEOUT_S", 30.0, minimum=1.0, maximum=900.0),
-            dry_run=_bool(env, "PREHEAT_DRY_RUN", False),
+            sagemaker_endpoint=envvars.optional(env, "PREHEAT_SAGEMAKER_ENDPOINT"),
+            sagemaker_variant=envvars.optional(env, "PREHEAT_SAGEMAKER_VARIANT"),
+            warmer_function=envvars.optional(env, "PREHEAT_WARMER_FUNCTION"),
+            warm_hold_ms=envvars.integer(env, "PREHEAT_WARM_HOLD_MS", 100, minimum=0, maximum=60_000),
+            warm_timeout_s=envvars.number(env, "PREHEAT_WARM_TIMEOUT_S", 30.0, minimum=1.0, maximum=900.0),
+            dry_run=envvars.boolean(env, "PREHEAT_DRY_RUN", False),
             backoff=_backoff(env, Backoff()),
             namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "Preheat",
             service=env.get("POWERTOOLS_SERVICE_NAME") or "preheat-controller",
@@ -131,57 +131,13 @@ class ControllerSettings:
 
 def _backoff(env: Mapping[str, str], default: Backoff) -> Backoff:
     return Backoff(
-        attempts=_int(env, "PREHEAT_RETRY_ATTEMPTS", default.attempts, minimum=1, maximum=20),
-        base_s=_int(env, "PREHEAT_RETRY_BASE_MS", int(default.base_s * 1000), minimum=1, maximum=60_000)
+        attempts=envvars.integer(env, "PREHEAT_RETRY_ATTEMPTS", default.attempts, minimum=1, maximum=20),
+        base_s=envvars.integer(
+            env, "PREHEAT_RETRY_BASE_MS", int(default.base_s * 1000), minimum=1, maximum=60_000
+        )
         / 1000,
-        cap_s=_int(env, "PREHEAT_RETRY_CAP_MS", int(default.cap_s * 1000), minimum=1, maximum=300_000) / 1000,
+        cap_s=envvars.integer(
+            env, "PREHEAT_RETRY_CAP_MS", int(default.cap_s * 1000), minimum=1, maximum=300_000
+        )
+        / 1000,
     )
-
-
-def _required(env: Mapping[str, str], key: str, what: str) -> str:
-    value = (env.get(key) or "").strip()
-    if not value:
-        raise ConfigError(f"{key} is not set: set it to {what}")
-    return value
-
-
-def _optional(env: Mapping[str, str], key: str) -> str | None:
-    value = (env.get(key) or "").strip()
-    return value or None
-
-
-def _int(env: Mapping[str, str], key: str, default: int, *, minimum: int, maximum: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{key} must be from {minimum} to {maximum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], key: str, default: float, *, minimum: float, maximum: float) -> float:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{key} must be a number from {minimum:g} to {maximum:g}, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{key} must be from {minimum:g} to {maximum:g}, got {value:g}")
-    return value
-
-
-def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = (env.get(key) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{key} must be true or false, got {raw!r}")

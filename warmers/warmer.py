@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from warmers import clients, emf
+from functions.metrics import emf
+from warmers import clients
 from warmers.fanout import fan_out
 from warmers.settings import WarmerSettings
 

@@ -15,11 +15,28 @@ from layers import function_code
 
 _NOISE = ("**/__pycache__", "**/*.pyc", "**/.DS_Store")
 
+# The warmer's and controller's code: warmers/ without the simulator, and of functions/ only the shared
+# error, env parser and EMF writer, which need nothing but the standard library (the warmer runs
+# without layers: no numpy, msgspec or onnxruntime).
+WARMERS_PACKAGES = (
+    "warmers",
+    "functions/__init__.py",
+    "functions/errors.py",
+    "functions/envvars.py",
+    "functions/metrics/__init__.py",
+    "functions/metrics/emf.py",
+)
+WARMERS_DROP = ("warmers/simulator",)
+
 
 def source_code(root: Path, packages: tuple[str, ...], *, drop: tuple[str, ...] = ()) -> lambda_.Code:
-    """A zip asset holding `packages` (top-level folders of the repository), minus `drop`."""
+    """A zip asset holding `packages` (folders or files of the repository), minus `drop`."""
     exclude = ["*", *(f"!{p}" for p in packages), *drop, *_NOISE]
     return lambda_.Code.from_asset(str(root), exclude=exclude, ignore_mode=cdk.IgnoreMode.DOCKER)
+
+
+def warmers_code(root: Path) -> lambda_.Code:
+    return source_code(root, WARMERS_PACKAGES, drop=WARMERS_DROP)
 
 
 def inference_code(root: Path) -> lambda_.Code:

@@ -10,7 +10,8 @@ schedules, each with exactly the permissions it uses (see warmers/ for what they
   endpoint config + UpdateEndpoint), and the warm-up fan-out (by invoking the warmer asynchronously).
 
 Their settings reach them as the environment variables warmers/settings.py reads. The code asset is
-warmers/ alone (they import nothing from functions/); the controller gets the deps layer for numpy.
+warmers/ plus the few stdlib-only modules of functions/ they share (infra/constructs/code.py says
+which); the controller gets the deps layer for numpy.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from constructs import Construct, IConstruct
 
 from infra import nag
 from infra.config import ControllerConfig, WarmerConfig
-from infra.constructs.code import source_code
+from infra.constructs.code import warmers_code
 from infra.function_settings import (
     CONTROLLER_HANDLER,
     CONTROLLER_MEMORY_MB,
@@ -179,7 +180,7 @@ class KeepWarm(Construct):
             if props.architecture == "arm64"
             else lambda_.Architecture.X86_64,
             handler=handler,
-            code=source_code(props.root, ("warmers",), drop=("warmers/simulator",)),
+            code=warmers_code(props.root),
             layers=layers,
             memory_size=memory_mb,
             timeout=timeout,

@@ -639,20 +639,44 @@ def _staged_code(stack: Any, template: Any, handler: str) -> Path:
     return Path(stack.node.root.outdir) / f"asset.{asset_hash}"
 
 
+# Of functions/, the warmer and controller carry only these: the shared error, env parser and EMF writer.
+WARMERS_FUNCTIONS = [
+    "functions/__init__.py",
+    "functions/envvars.py",
+    "functions/errors.py",
+    "functions/metrics/__init__.py",
+    "functions/metrics/emf.py",
+]
+# What no function's code may import at all, and what only the inference function's layers provide.
+NOWHERE = ["infra", "layers", "scripts", "tests"]
+INFERENCE_LAYERS = ["msgspec", "onnxruntime", "fastapi", "mangum", "tokenizers"]
+
+
 @pytest.mark.parametrize(
-    ("handler", "modules", "absent"),
+    ("handler", "modules", "absent", "refused"),
     [
-        ("warmers.warmer.handler", ["warmers.warmer"], ["functions", "warmers/simulator", "infra", "tests"]),
-        ("warmers.controller.handler", ["warmers.controller"], ["functions", "warmers/simulator", "infra"]),
+        (
+            "warmers.warmer.handler",
+            ["warmers.warmer"],
+            ["warmers/simulator", "functions/inference", "functions/cache", "infra", "tests"],
+            [*NOWHERE, *INFERENCE_LAYERS, "numpy"],  # the warmer has no layer: boto3 only
+        ),
+        (
+            "warmers.controller.handler",
+            ["warmers.controller"],
+            ["warmers/simulator", "functions/inference", "functions/cache", "infra"],
+            [*NOWHERE, *INFERENCE_LAYERS],  # its deps layer is there for numpy
+        ),
         (
             "functions.inference.handler.handler",
             ["functions.inference.runtime", "functions.inference.adapters", "functions.cache"],
             ["warmers", "infra", "scripts", "functions/baselines", "functions/sagemaker", ".venv", "build"],
+            NOWHERE,
         ),
     ],
 )
 def test_function_code_assets_hold_what_the_handler_imports(
-    synth: Synth, outputs: BuildOutputs, handler: str, modules: list[str], absent: list[str]
+    synth: Synth, outputs: BuildOutputs, handler: str, modules: list[str], absent: list[str], refused: list[str]
 ) -> None:
     """Each zip is importable on its own (plus the layers' packages), and carries nothing else."""
     import subprocess
@@ -662,17 +686,31 @@ def test_function_code_assets_hold_what_the_handler_imports(
     staged = _staged_code(stack, template, handler)
     for path in absent:
         assert not (staged / path).exists(), f"{path} should not be in {handler}'s code"
+    if handler.startswith("warmers."):
+        shipped = sorted(str(p.relative_to(staged)) for p in (staged / "functions").rglob("*") if p.is_file())
+        assert shipped == WARMERS_FUNCTIONS
     # (The inference handler itself loads a model when imported: its parts are imported instead.)
+    # Packages the function's runtime lacks are refused, though this interpreter has them; every module
+    # of the repository's packages that gets imported must come from the zip.
     probe = (
-        f"import sys; sys.path.insert(0, {str(staged)!r}); import importlib\n"
+        "import importlib, sys\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.partition('.')[0] in {refused!r}:\n"
+        f"            raise ModuleNotFoundError(name + ' is not in the runtime of {handler}')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        f"sys.path.insert(0, {str(staged)!r})\n"
         f"for name in {modules!r}:\n"
-        "    module = importlib.import_module(name)\n"
-        f"    assert module.__file__.startswith({str(staged)!r}), module.__file__\n"
+        "    importlib.import_module(name)\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    if name.partition('.')[0] in ('functions', 'warmers'):\n"
+        f"        assert (getattr(module, '__file__', None) or '').startswith({str(staged)!r}), name\n"
     )
     # The function's own environment (references stand in as placeholders): modules read it at import.
     variables = only(template, "AWS::Lambda::Function", Handler=handler)["Properties"]["Environment"]["Variables"]
     env = {**os.environ, **{k: v if isinstance(v, str) else "placeholder" for k, v in variables.items()}}
-    proc = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    # -B: both warmers share one staged directory, which must stay as the zip has it.
+    proc = subprocess.run([sys.executable, "-I", "-B", "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from functions.metrics import Start, StartTracker, Telemetry
-from functions.metrics.emf import COUNT, MILLISECONDS, EmfWriter
+from functions.metrics.emf import COUNT, MILLISECONDS, EmfWriter, emit
 from functions.metrics.logs import configure_stdlib
 
 
@@ -46,6 +46,52 @@ def test_emf_directives_are_reused_but_values_are_fresh() -> None:
     assert [(b["start"], b["A"]) for b in blobs] == [("warm", [1.0]), ("cold", [2.0]), ("warm", [3.0])]
     assert [m["Name"] for m in blobs[2]["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["A", "B"]
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["start", "service"]]
+
+
+def test_emit_writes_the_warmers_one_line_blob_with_plain_numbers() -> None:
+    stream = io.StringIO()
+    returned = emit(
+        "Preheat", "preheat-warmer", {"WarmupInstances": 3, "WarmupColdStarts": 1},
+        properties={"function": "fn", "qualifier": None}, stream=stream,
+    )  # fmt: skip
+    (line,) = stream.getvalue().splitlines()
+    blob = json.loads(line)
+    assert blob == returned
+    assert list(blob) == ["_aws", "service", "function", "qualifier", "WarmupInstances", "WarmupColdStarts"]
+    assert blob["_aws"]["CloudWatchMetrics"] == [
+        {
+            "Namespace": "Preheat",
+            "Dimensions": [["service"]],
+            "Metrics": [{"Name": "WarmupInstances", "Unit": "Count"}, {"Name": "WarmupColdStarts", "Unit": "Count"}],
+        }
+    ]
+    assert (blob["service"], blob["WarmupInstances"], blob["WarmupColdStarts"]) == ("preheat-warmer", 3.0, 1.0)
+    assert abs(blob["_aws"]["Timestamp"] / 1000 - __import__("time").time()) < 60
+
+
+def test_without_msgspec_the_stdlib_writes_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warmer's runtime has no msgspec: its lines must not differ from the inference function's."""
+    metrics, properties = {"DesiredProvisionedConcurrency": 2, "ControllerErrors": 0}, {"policy": "preheat"}
+    lines = []
+    for missing in (False, True):
+        if missing:
+            for name in ("msgspec", "msgspec.json"):
+                monkeypatch.setitem(__import__("sys").modules, name, None)
+        stream = io.StringIO()
+        monkeypatch.setattr("time.time", lambda: 1_700_000_000.0)
+        emit("N", "s", metrics, properties=properties, stream=stream)
+        lines.append(stream.getvalue())
+    assert lines[0] == lines[1]
+    assert '"ControllerErrors":0.0' in lines[1]
+
+
+def test_importing_the_emf_writer_imports_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, functions.metrics.emf; print(sorted(m for m in sys.modules if m.startswith(('msgspec', 'functions'))))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['functions', 'functions.metrics', 'functions.metrics.emf']"
 
 
 def test_the_invocation_record_has_powertools_logger_layout(

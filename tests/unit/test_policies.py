@@ -12,7 +12,7 @@ from warmers.policies import POLICY_NAMES, make_policy, parse_policies
 from warmers.policies.base import Decision
 from warmers.policies.hybrid import HybridHistogramPolicy
 from warmers.policies.preheat_prior import PRIOR_HAZARD
-from warmers.simulator.fit import fit_prior
+from warmers.simulator.fit import fit_prior, render
 from warmers.simulator.run import Plan, SimConfig, plan_policy
 from warmers.simulator.workload import Workload
 from warmers.traces import Trace
@@ -157,6 +157,25 @@ def test_policy_names_and_aliases():
     with pytest.raises(ValueError, match="no policy"):
         parse_policies(" , ")
     assert make_policy("keepalive-20").name == "keepalive-20"
+
+
+def test_the_prior_file_holds_the_values_the_module_held():
+    """warmers/policies/preheat_prior.py held these as Python constants before they became data."""
+    import hashlib
+    import math
+
+    assert len(PRIOR_HAZARD) == 721 and math.fsum(PRIOR_HAZARD) == pytest.approx(2.852412, abs=1e-9)
+    assert (PRIOR_HAZARD[0], PRIOR_HAZARD[2], PRIOR_HAZARD[15], PRIOR_HAZARD[720]) == (0.3287, 0.08308, 0.06376, 0.0004816)
+    digest = "5b67d5a92a6a64420a2ab0210dc4429c0f0d7e405ae435c0c5c7f5e100cb3fcf"
+    assert hashlib.sha256(repr(PRIOR_HAZARD).encode()).hexdigest() == digest
+
+
+def test_the_fit_writes_what_the_policy_reads(tmp_path):
+    from warmers.policies.preheat_prior import load_prior
+
+    path = tmp_path / "prior.json"
+    path.write_text(render(list(PRIOR_HAZARD), "a test"))
+    assert load_prior(path) == PRIOR_HAZARD
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/traces/azure2019 is not beside the repo")
