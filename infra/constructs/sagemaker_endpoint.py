@@ -204,11 +204,6 @@ class ServerlessEndpoint(Construct):
             service="sagemaker", resource="endpoint-config", resource_name=f"{self.endpoint_name.lower()}*"
         )
 
-    def grant_invoke(self, grantee: iam.IGrantable) -> None:
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn()]
-        )
-
 
 def _repository_arn(stack: cdk.Stack, uri: str) -> str:
     match = _ECR_URI.match(uri)

@@ -43,11 +43,6 @@ class FunctionRun:
     cold_minutes: list[int] = field(default_factory=list)  # only when recording
     warm_per_minute: list[int] = field(default_factory=list)  # only when recording
 
-    @property
-    def init_s_count(self) -> int:
-        """Inits billed as on-demand INIT: real cold starts, cold pings, just-in-time starts."""
-        return self.cold + self.ping_cold + self.jit_starts
-
 
 def simulate_function(
     arrivals: npt.NDArray[np.float64],
