@@ -1,7 +1,7 @@
 """`preheat deploy sagemaker`: the model, endpoint config and serverless endpoint through the SageMaker
 Python SDK, for users who deploy without CDK.
 
-Both paths build from one `ServerlessEndpoint` (functions/sagemaker/endpoint.py), so the SDK path and
+Both paths build from one `EndpointConfig` (functions/sagemaker/endpoint.py), so the SDK path and
 the CDK construct produce the same configuration. Steps: pack the model directory into
 build/sagemaker/model.tar.gz (files at the archive's root: SageMaker extracts it into /opt/ml/model),
 write the image's build context to build/sagemaker/context/, upload the archive to S3, then create
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.inference.errors import ConfigError
-from functions.sagemaker.endpoint import MEMORY_SIZES_MB, ServerlessEndpoint
+from functions.sagemaker.endpoint import MEMORY_SIZES_MB, EndpointConfig
 from layers import paths
 from layers import sagemaker_artifacts as artifacts
 from scripts.aws_roles import service_role
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Deployed:
-    endpoint: ServerlessEndpoint
+    endpoint: EndpointConfig
     model_data_url: str
     image_uri: str
     role_arn: str
@@ -95,7 +95,7 @@ def upload_model(session: Any, tarball: Path, bucket: str, name: str) -> str:
     return url
 
 
-def deploy(endpoint: ServerlessEndpoint, session: Any, *, image_uri: str, role_arn: str, model_data_url: str,
+def deploy(endpoint: EndpointConfig, session: Any, *, image_uri: str, role_arn: str, model_data_url: str,
            wait: bool = True, poll_s: float = 30.0) -> Deployed:
     """Create the model, endpoint config and endpoint through the SDK, as `Model.deploy` does. Waiting
     polls DescribeEndpoint every `poll_s` (the SDK's own wait sleeps 30 s before its first look)."""
@@ -128,14 +128,14 @@ def local_role(boto_session: Any, endpoint_url: str | None) -> str:
     return service_role(iam, LOCAL_ROLE, "sagemaker.amazonaws.com")
 
 
-def endpoint_from_args(args: argparse.Namespace) -> ServerlessEndpoint:
+def endpoint_from_args(args: argparse.Namespace) -> EndpointConfig:
     env: dict[str, str] = {}
     for item in args.env:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--env {item!r} must be KEY=VALUE")
         env[key] = value
-    return ServerlessEndpoint(
+    return EndpointConfig(
         name=args.name, memory_mb=args.memory, max_concurrency=args.max_concurrency,
         provisioned_concurrency=args.provisioned, environment=env,
     ).validate()

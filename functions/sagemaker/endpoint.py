@@ -1,8 +1,8 @@
 """The one typed description of a SageMaker Serverless endpoint.
 
 The CDK construct (infra/), `preheat deploy sagemaker` (the SageMaker Python SDK) and the local twin
-all build the model, the endpoint config and the endpoint from a `ServerlessEndpoint`, so they cannot
-drift. `ServerlessEndpoint.from_resources` reads one back from what was deployed: SageMaker's
+all build the model, the endpoint config and the endpoint from a `EndpointConfig`, so they cannot
+drift. `EndpointConfig.from_resources` reads one back from what was deployed: SageMaker's
 DescribeModel / DescribeEndpointConfig answers and CloudFormation's AWS::SageMaker::Model /
 AWS::SageMaker::EndpointConfig properties use the same keys, so one reader serves a test that
 compares the two paths.
@@ -27,7 +27,7 @@ _ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,1023}$")
 
 
 @dataclass(frozen=True)
-class ServerlessEndpoint:
+class EndpointConfig:
     """A model served by a serverless endpoint with one production variant.
 
     `name` names the endpoint and its endpoint config (as the SageMaker SDK does); the model is
@@ -48,7 +48,7 @@ class ServerlessEndpoint:
     def endpoint_config_name(self) -> str:
         return self.name
 
-    def validate(self) -> ServerlessEndpoint:
+    def validate(self) -> EndpointConfig:
         """Fails on the first bad field, naming it and what SageMaker accepts."""
         if not _NAME.match(self.name) or len(self.model_name) > 63:
             raise ConfigError(
@@ -119,7 +119,7 @@ class ServerlessEndpoint:
     @classmethod
     def from_resources(
         cls, name: str, model: Mapping[str, Any], endpoint_config: Mapping[str, Any]
-    ) -> ServerlessEndpoint:
+    ) -> EndpointConfig:
         """The description that a model and an endpoint config (DescribeModel / DescribeEndpointConfig
         output, or CloudFormation properties) amount to. `name` is the endpoint's name."""
         variants = list(endpoint_config.get("ProductionVariants") or [])
@@ -148,7 +148,7 @@ class ServerlessEndpoint:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "sagemaker") -> ServerlessEndpoint:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "sagemaker") -> EndpointConfig:
         known = {"name", "memory_mb", "max_concurrency", "provisioned_concurrency", "variant_name", "environment"}
         unknown = sorted(set(data) - known)
         if unknown:

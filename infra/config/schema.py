@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from functions.sagemaker.endpoint import ServerlessEndpoint as EndpointDescription
+from functions.sagemaker.endpoint import EndpointConfig
 from layers import paths as build_paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ class Provisioned:
 
 
 @dataclass(frozen=True)
-class Runtime:
+class RuntimeSettings:
     """What the inference runtime reads from its environment (functions/inference/settings.py)."""
 
     threads: int | None = None  # None: one per vCPU of the memory size, the runtime's own default
@@ -67,7 +67,7 @@ class LambdaConfig:
     url: bool = True
     url_auth: UrlAuth = "AWS_IAM"
     log_retention_days: int = 30
-    runtime: Runtime = field(default_factory=Runtime)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ class SageMakerConfig:
     context_dir: Path = ROOT / "build" / "sagemaker" / "context"
     model_data: Path = build_paths.DEFAULT_MODEL_DATA
 
-    def description(self, environment: Mapping[str, str]) -> EndpointDescription:
+    def description(self, environment: Mapping[str, str]) -> EndpointConfig:
         """The endpoint as functions/sagemaker/endpoint.py describes it: the one description the CDK
         construct and `preheat deploy sagemaker` (the SageMaker SDK) both deploy."""
-        return EndpointDescription(
+        return EndpointConfig(
             name=self.endpoint_name,
             memory_mb=self.memory_mb,
             max_concurrency=self.max_concurrency,

@@ -18,7 +18,7 @@ from infra.config.schema import (
     LayerPaths,
     PreheatConfig,
     Provisioned,
-    Runtime,
+    RuntimeSettings,
     SageMakerConfig,
     ScheduledCapacity,
     WarmerConfig,
@@ -85,7 +85,7 @@ def _lambda(n: Node) -> LambdaConfig:
         pattern=re.compile(r"^(/[A-Za-z0-9._~-]+)*$"),
         hint="'' or like '/prod', no trailing '/'",
     )
-    runtime = Runtime(
+    runtime = RuntimeSettings(
         threads=rt.optional_int("threads", minimum=1, maximum=64),
         batch_size=rt.int_("batchSize", 32, minimum=1, maximum=4096),
         max_inputs=rt.int_("maxInputs", 2048, minimum=1, maximum=100_000),

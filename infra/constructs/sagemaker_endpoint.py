@@ -17,7 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from functions.sagemaker.endpoint import ServerlessEndpoint as EndpointDescription
+from functions.sagemaker.endpoint import EndpointConfig
 from infra import nag
 from infra.config import SageMakerConfig
 from infra.constructs.inference_function import service_linked_role
@@ -45,7 +45,7 @@ class ImageUri:
 @dataclass(frozen=True)
 class ServerlessEndpointProps:
     config: SageMakerConfig  # autoscaling bounds; the endpoint itself comes from `description`
-    description: EndpointDescription  # what `preheat deploy sagemaker` deploys too
+    description: EndpointConfig  # what `preheat deploy sagemaker` deploys too
     image: ImageFromContext | ImageUri
     model_data: Path  # model.tar.gz
     autoscaling: bool = True  # False only where Application Auto Scaling cannot be created (moto)

@@ -118,14 +118,14 @@ def sagemaker_twin(
     model: str | None = None,
 ) -> Iterator[SageMakerTwinTarget]:
     """The lambda target's twin with a SageMaker Serverless endpoint serving the same model beside it."""
-    from functions.sagemaker.endpoint import ServerlessEndpoint
+    from functions.sagemaker.endpoint import EndpointConfig
     from scripts.twin.sagemaker_config import EndpointSpec
 
     model_dir = bench_model(console, model)
     # keep_alive: containers go only when a cold sample resets them.
     # One intra-op thread, as the Lambda functions get at 2048 MB (one vCPU), so the two compare like for like.
     spec = EndpointSpec(
-        ServerlessEndpoint(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
+        EndpointConfig(SAGEMAKER_ENDPOINT, max_concurrency=2, environment={"PREHEAT_THREADS": "1"}),
         model_dir,
         keep_alive_s=3600.0,
     )

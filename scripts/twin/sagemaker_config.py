@@ -2,7 +2,7 @@
 its model is on this machine.
 
 The twin creates each one in moto at start (CreateModel, CreateEndpointConfig, CreateEndpoint), from
-the same `ServerlessEndpoint` description the CDK construct and `preheat deploy sagemaker` use; from
+the same `EndpointConfig` description the CDK construct and `preheat deploy sagemaker` use; from
 then on it is an endpoint like any other created through the twin's AWS endpoint.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.inference.errors import ConfigError
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 
 # The image URI a config-defined endpoint registers in moto: the twin runs this repository's `serve`
 # in its own Python environment instead (there is no Docker engine).
@@ -27,7 +27,7 @@ class EndpointConfigError(ValueError):
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    endpoint: ServerlessEndpoint
+    endpoint: EndpointConfig
     model_dir: Path  # served as a model baked into the image would be (PREHEAT_MODEL_DIR)
     keep_alive_s: float | None = None  # idle containers go after this long; None: the twin's keep-alive
 
@@ -35,7 +35,7 @@ class EndpointSpec:
     def name(self) -> str:
         return self.endpoint.name
 
-    def registered(self) -> ServerlessEndpoint:
+    def registered(self) -> EndpointConfig:
         """The description as registered in moto: the model directory in the container's environment."""
         env = {**self.endpoint.environment, "PREHEAT_MODEL_DIR": str(self.model_dir.resolve())}
         return replace(self.endpoint, environment=env)
@@ -70,7 +70,7 @@ class EndpointSpec:
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int | float)):
             raise EndpointConfigError(f"{where}.keep_alive_s must be a number, got {keep!r}")
         try:
-            endpoint = ServerlessEndpoint.from_dict(data.get("endpoint") or {}, f"{where}.endpoint")
+            endpoint = EndpointConfig.from_dict(data.get("endpoint") or {}, f"{where}.endpoint")
         except (ConfigError, TypeError) as exc:
             raise EndpointConfigError(str(exc)) from None
         return cls(endpoint, Path(data["model_dir"]), float(keep) if keep is not None else None)

@@ -1,7 +1,7 @@
 """The twin's default stack (what `preheat up` runs), derived from the CDK app's own config.
 
 Config flows one way here too: cdk.json's context (and `-c KEY=VALUE` overrides) -> PreheatConfig,
-loaded by infra/config.py exactly as `cdk synth` would -> the same builders the constructs call
+loaded by infra/config/ (the package) exactly as `cdk synth` would -> the same builders the constructs call
 (infra/function_settings.py) -> the twin's functions, schedules and endpoint. So sizes, environment
 variables and schedules are the stack's; only what the twin cannot or should not copy differs, here:
 

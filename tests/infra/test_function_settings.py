@@ -11,7 +11,7 @@ import pytest
 
 from functions.inference.settings import Settings
 from infra import function_settings as fs
-from infra.config import CacheConfig, LambdaConfig, Runtime
+from infra.config import CacheConfig, LambdaConfig, RuntimeSettings
 from tests.infra.conftest import ROOT
 from warmers.settings import ControllerSettings, WarmerSettings
 
@@ -99,7 +99,7 @@ def test_the_controller_reads_every_variable_written_for_it() -> None:
 
 
 def test_the_runtime_and_cache_read_every_variable_written_for_them(tmp_path: Any) -> None:
-    config = LambdaConfig(runtime=Runtime(threads=2, batch_size=8, max_inputs=99, truncate=False,
+    config = LambdaConfig(runtime=RuntimeSettings(threads=2, batch_size=8, max_inputs=99, truncate=False,
                                           base_path="/prod", warmup_max_hold_ms=1234))  # fmt: skip
     env = Reading(
         {

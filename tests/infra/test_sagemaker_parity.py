@@ -1,6 +1,6 @@
 """The CDK construct and `preheat deploy sagemaker` (the SageMaker SDK) deploy the same endpoint.
 
-Both take a functions/sagemaker/endpoint.py `ServerlessEndpoint`; reading the deployed model and
+Both take a functions/sagemaker/endpoint.py `EndpointConfig`; reading the deployed model and
 endpoint config back (CloudFormation properties on one side, DescribeModel / DescribeEndpointConfig
 from moto on the other) must give that same description on both sides.
 """
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from tests.infra.conftest import BuildOutputs
 
 DESCRIPTIONS = [
-    ServerlessEndpoint(),
-    ServerlessEndpoint(
+    EndpointConfig(),
+    EndpointConfig(
         "emb-prod",
         memory_mb=6144,
         max_concurrency=200,
@@ -26,11 +26,11 @@ DESCRIPTIONS = [
         variant_name="blue",
         environment={"PREHEAT_THREADS": "2", "PREHEAT_CACHE_MEMORY_BYTES": "0", "AWS_REGION": "eu-west-1"},
     ),
-    ServerlessEndpoint("a", memory_mb=1024, max_concurrency=1, provisioned_concurrency=1),
+    EndpointConfig("a", memory_mb=1024, max_concurrency=1, provisioned_concurrency=1),
 ]
 
 
-def via_cdk(description: ServerlessEndpoint, outputs: BuildOutputs, tmp_path: Path) -> ServerlessEndpoint:
+def via_cdk(description: EndpointConfig, outputs: BuildOutputs, tmp_path: Path) -> EndpointConfig:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
@@ -63,7 +63,7 @@ def via_cdk(description: ServerlessEndpoint, outputs: BuildOutputs, tmp_path: Pa
     (endpoint_config,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
     (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
     assert endpoint["Properties"]["EndpointName"] == description.name
-    return ServerlessEndpoint.from_resources(
+    return EndpointConfig.from_resources(
         endpoint["Properties"]["EndpointName"], model["Properties"], endpoint_config["Properties"]
     )
 
@@ -86,7 +86,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.session.Session(region_name="eu-west-1")
 
 
-def via_sdk(description: ServerlessEndpoint, session: Any, outputs: BuildOutputs) -> ServerlessEndpoint:
+def via_sdk(description: EndpointConfig, session: Any, outputs: BuildOutputs) -> EndpointConfig:
     from scripts import deploy_sagemaker as deploy
 
     sdk = deploy.sdk_session(session)
@@ -101,7 +101,7 @@ def via_sdk(description: ServerlessEndpoint, session: Any, outputs: BuildOutputs
     )
     client = session.client("sagemaker")
     endpoint = client.describe_endpoint(EndpointName=description.name)
-    return ServerlessEndpoint.from_resources(
+    return EndpointConfig.from_resources(
         endpoint["EndpointName"],
         client.describe_model(ModelName=description.model_name),
         client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"]),
@@ -110,7 +110,7 @@ def via_sdk(description: ServerlessEndpoint, session: Any, outputs: BuildOutputs
 
 @pytest.mark.parametrize("description", DESCRIPTIONS, ids=lambda d: d.name)
 def test_cdk_and_sdk_deploy_the_same_endpoint(
-    description: ServerlessEndpoint, outputs: BuildOutputs, aws: Any, tmp_path: Path
+    description: EndpointConfig, outputs: BuildOutputs, aws: Any, tmp_path: Path
 ) -> None:
     cdk_side = via_cdk(description, outputs, tmp_path)
     sdk_side = via_sdk(description, aws, outputs)
@@ -129,7 +129,7 @@ def test_the_stack_deploys_what_its_config_describes(synth: Any, outputs: BuildO
     assert (sm.memory_mb, sm.max_concurrency) == (4096, 7)
     (model,) = template.find_resources("AWS::SageMaker::Model").values()
     (endpoint_config,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
-    read = ServerlessEndpoint.from_resources(
+    read = EndpointConfig.from_resources(
         sm.endpoint_name, model["Properties"], endpoint_config["Properties"]
     )
     assert (read.memory_mb, read.max_concurrency, read.provisioned_concurrency) == (

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from infra.config import ConfigError, PreheatConfig, cli_context, load
 from scripts.twin.config import DEFAULT_FUNCTION, TwinConfig, TwinConfigError
 from scripts.twin.stack import (
@@ -47,7 +47,7 @@ class StackView:
     functions: dict[str, dict[str, Any]]  # twin name -> MemorySize, Timeout, Reserved..., Variables
     schedules: dict[str, str]  # twin function name -> ScheduleExpression
     tables: tuple[str, ...]
-    endpoint: ServerlessEndpoint | None
+    endpoint: EndpointConfig | None
 
 
 def logical_names(stack: Any) -> dict[str, str]:
@@ -116,7 +116,7 @@ def view(template: Any, names: dict[str, str], region: str) -> StackView:
         )
         container = model["Properties"]["PrimaryContainer"]
         environment = {k: resolve(v, f"sagemaker.{k}") for k, v in container["Environment"].items()}
-        endpoint = ServerlessEndpoint.from_resources(
+        endpoint = EndpointConfig.from_resources(
             ep["Properties"]["EndpointName"],
             {"PrimaryContainer": {**container, "Environment": environment}},
             config["Properties"],

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from infra import dashboard as spec
 from scripts.metrics_query import CloudWatchSource, Window, nearest_rank
 from scripts.twin.client import TwinClient
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory: pytest.TempPathFactory, embedding_dir: Path) -> Iterator[TwinClient]:
-    endpoint = ServerlessEndpoint("ep", max_concurrency=2, provisioned_concurrency=1,
+    endpoint = EndpointConfig("ep", max_concurrency=2, provisioned_concurrency=1,
                                   environment={"PREHEAT_THREADS": "1"})
     config = TwinConfig(
         functions=(FunctionSpec("fn", "tests.support.twin_handlers.sleep", ROOT, reserved_concurrency=3),),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from scripts.twin.client import TwinClient
 from scripts.twin.config import TwinConfig
 from scripts.twin.sagemaker_config import EndpointSpec
@@ -29,15 +29,15 @@ ONE_THREAD = {"PREHEAT_THREADS": "1"}
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory: pytest.TempPathFactory, embedding_dir: Path) -> Iterator[TwinClient]:
     endpoints = [
-        EndpointSpec(ServerlessEndpoint("tiny", max_concurrency=2, environment=ONE_THREAD), embedding_dir),
-        EndpointSpec(ServerlessEndpoint("single", max_concurrency=1, environment=ONE_THREAD), embedding_dir),
-        EndpointSpec(ServerlessEndpoint("ready", max_concurrency=2, provisioned_concurrency=1, environment=ONE_THREAD),
+        EndpointSpec(EndpointConfig("tiny", max_concurrency=2, environment=ONE_THREAD), embedding_dir),
+        EndpointSpec(EndpointConfig("single", max_concurrency=1, environment=ONE_THREAD), embedding_dir),
+        EndpointSpec(EndpointConfig("ready", max_concurrency=2, provisioned_concurrency=1, environment=ONE_THREAD),
                      embedding_dir),
-        EndpointSpec(ServerlessEndpoint("brief", max_concurrency=1, environment=ONE_THREAD), embedding_dir,
+        EndpointSpec(EndpointConfig("brief", max_concurrency=1, environment=ONE_THREAD), embedding_dir,
                      keep_alive_s=1.0),
     ]
     if (DEFAULT_MODEL / "manifest.json").is_file():
-        endpoints.append(EndpointSpec(ServerlessEndpoint("minilm", environment=ONE_THREAD), DEFAULT_MODEL))
+        endpoints.append(EndpointSpec(EndpointConfig("minilm", environment=ONE_THREAD), DEFAULT_MODEL))
     config = TwinConfig(functions=(), endpoints=tuple(endpoints), state_dir=tmp_path_factory.mktemp("sm-twin"))
     with running(config) as client:
         yield client
@@ -212,7 +212,7 @@ def test_the_sdk_path_deploys_into_the_twin_and_the_endpoint_serves(
     boto_session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                          region_name=twin.state.region)
     session = deploy.sdk_session(boto_session, twin.state.endpoint)
-    description = ServerlessEndpoint("via-sdk", max_concurrency=2, environment=ONE_THREAD)
+    description = EndpointConfig("via-sdk", max_concurrency=2, environment=ONE_THREAD)
     tarball = tmp_path / "model.tar.gz"
     artifacts.pack_model(embedding_dir, tarball)
     url = deploy.upload_model(session, tarball, "preheat-sdk-test", description.name)

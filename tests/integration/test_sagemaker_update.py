@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from scripts.twin.client import TwinClient
 from scripts.twin.config import FunctionSpec, TwinConfig
 from scripts.twin.sagemaker_config import EndpointSpec
@@ -37,8 +37,8 @@ def twin(tmp_path_factory: pytest.TempPathFactory, embedding_dir: Path) -> Itera
     config = TwinConfig(
         functions=(controller,),
         endpoints=(
-            EndpointSpec(ServerlessEndpoint("ep", max_concurrency=3, environment=ONE_THREAD), embedding_dir),
-            EndpointSpec(ServerlessEndpoint("scaled", max_concurrency=3, environment=ONE_THREAD), embedding_dir),
+            EndpointSpec(EndpointConfig("ep", max_concurrency=3, environment=ONE_THREAD), embedding_dir),
+            EndpointSpec(EndpointConfig("scaled", max_concurrency=3, environment=ONE_THREAD), embedding_dir),
         ),
         state_dir=tmp_path_factory.mktemp("twin-update"),
     )

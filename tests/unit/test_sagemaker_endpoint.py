@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 
 from functions.inference.errors import ConfigError
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from layers import sagemaker_artifacts as artifacts
 from scripts import deploy_sagemaker as deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 
 DESCRIPTIONS = [
-    ServerlessEndpoint(),
-    ServerlessEndpoint("emb-prod", memory_mb=6144, max_concurrency=200, provisioned_concurrency=200,
+    EndpointConfig(),
+    EndpointConfig("emb-prod", memory_mb=6144, max_concurrency=200, provisioned_concurrency=200,
                        variant_name="blue", environment={"PREHEAT_THREADS": "2", "PREHEAT_CACHE_MEMORY_BYTES": "0"}),
-    ServerlessEndpoint("a", memory_mb=1024, max_concurrency=1, provisioned_concurrency=1),
+    EndpointConfig("a", memory_mb=1024, max_concurrency=1, provisioned_concurrency=1),
 ]
 
 
@@ -46,31 +46,31 @@ DESCRIPTIONS = [
 )
 def test_bad_descriptions_fail_naming_the_field(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-        ServerlessEndpoint(**changes).validate()
+        EndpointConfig(**changes).validate()
 
 
 @pytest.mark.parametrize("description", DESCRIPTIONS)
-def test_round_trips_through_dicts_and_resource_shapes(description: ServerlessEndpoint) -> None:
-    assert ServerlessEndpoint.from_dict(json.loads(json.dumps(description.to_dict()))) == description
+def test_round_trips_through_dicts_and_resource_shapes(description: EndpointConfig) -> None:
+    assert EndpointConfig.from_dict(json.loads(json.dumps(description.to_dict()))) == description
     model = description.create_model_request("image:1", "arn:aws:iam::1:role/r", "s3://b/model.tar.gz")
     config = description.create_endpoint_config_request()
     assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"] == description.model_name
-    assert ServerlessEndpoint.from_resources(description.name, model, config) == description
+    assert EndpointConfig.from_resources(description.name, model, config) == description
     assert ("ProvisionedConcurrency" in description.serverless_config()) == (
         description.provisioned_concurrency is not None)
 
 
 def test_from_dict_refuses_unknown_keys_and_wrong_types() -> None:
     with pytest.raises(ConfigError, match="unknown key"):
-        ServerlessEndpoint.from_dict({"memory": 2048})
+        EndpointConfig.from_dict({"memory": 2048})
     with pytest.raises(ConfigError, match=r"sagemaker\.memory_mb must be an integer"):
-        ServerlessEndpoint.from_dict({"memory_mb": "2048"})
+        EndpointConfig.from_dict({"memory_mb": "2048"})
 
 
 def test_from_resources_refuses_instance_variants() -> None:
     config = {"ProductionVariants": [{"VariantName": "AllTraffic", "InstanceType": "ml.m5.large"}]}
     with pytest.raises(ConfigError, match="not serverless"):
-        ServerlessEndpoint.from_resources("e", {}, config)
+        EndpointConfig.from_resources("e", {}, config)
 
 
 # --- build outputs --------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("description", DESCRIPTIONS)
-def test_sdk_path_creates_exactly_the_description(aws: Any, description: ServerlessEndpoint, embedding_dir: Path,
+def test_sdk_path_creates_exactly_the_description(aws: Any, description: EndpointConfig, embedding_dir: Path,
                                                   tmp_path: Path) -> None:
     pytest.importorskip("sagemaker")
     session = deploy.sdk_session(aws)
@@ -147,7 +147,7 @@ def test_sdk_path_creates_exactly_the_description(aws: Any, description: Serverl
     config = sm.describe_endpoint_config(EndpointConfigName=description.endpoint_config_name)
     endpoint = sm.describe_endpoint(EndpointName=description.name)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointArn"] == deployed.endpoint_arn
-    assert ServerlessEndpoint.from_resources(description.name, model, config) == description
+    assert EndpointConfig.from_resources(description.name, model, config) == description
     assert model["PrimaryContainer"]["Image"] == image and model["ExecutionRoleArn"] == role
     assert model["PrimaryContainer"]["ModelDataUrl"] == url
     # The model in S3 is the archive that was packed.
@@ -162,7 +162,7 @@ def test_sdk_path_refuses_a_bad_description_before_any_call(aws: Any) -> None:
     pytest.importorskip("sagemaker")
     session = deploy.sdk_session(aws)
     with pytest.raises(ConfigError, match="provisioned_concurrency"):
-        deploy.deploy(ServerlessEndpoint("bad", max_concurrency=2, provisioned_concurrency=3), session,
+        deploy.deploy(EndpointConfig("bad", max_concurrency=2, provisioned_concurrency=3), session,
                       image_uri="i", role_arn="arn:aws:iam::123456789012:role/r", model_data_url="s3://b/k")
     assert aws.client("sagemaker").list_models()["Models"] == []
 
@@ -174,7 +174,7 @@ def test_cli_arguments_become_the_description() -> None:
     deploy.add_arguments(parser)
     args = parser.parse_args(["--name", "emb", "--memory", "3072", "--max-concurrency", "8", "--provisioned", "2",
                               "--env", "PREHEAT_THREADS=2", "--env", "A=b=c"])
-    assert deploy.endpoint_from_args(args) == ServerlessEndpoint(
+    assert deploy.endpoint_from_args(args) == EndpointConfig(
         "emb", memory_mb=3072, max_concurrency=8, provisioned_concurrency=2,
         environment={"PREHEAT_THREADS": "2", "A": "b=c"})
     with pytest.raises(ConfigError, match="KEY=VALUE"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.sagemaker.endpoint import ServerlessEndpoint
+from functions.sagemaker.endpoint import EndpointConfig
 from scripts.twin.config import FunctionSpec, TwinConfig, TwinConfigError
 from scripts.twin.sagemaker_config import EndpointSpec
 from scripts.twin.stack import default_config
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_endpoints_round_trip_through_json(embedding_dir: Path) -> None:
-    spec = EndpointSpec(ServerlessEndpoint("emb", memory_mb=3072, max_concurrency=3, provisioned_concurrency=1,
+    spec = EndpointSpec(EndpointConfig("emb", memory_mb=3072, max_concurrency=3, provisioned_concurrency=1,
                                            environment={"PREHEAT_THREADS": "1"}), embedding_dir, keep_alive_s=2.5)
     config = TwinConfig(functions=(), endpoints=(spec,))
     again = TwinConfig.from_dict(json.loads(json.dumps(config.to_dict())))
@@ -40,7 +40,7 @@ def test_bad_endpoint_entries_name_the_key(entry: dict[str, object], message: st
 
 
 def test_endpoint_names_are_unique(embedding_dir: Path) -> None:
-    spec = EndpointSpec(ServerlessEndpoint("same"), embedding_dir)
+    spec = EndpointSpec(EndpointConfig("same"), embedding_dir)
     with pytest.raises(TwinConfigError, match="used twice"):
         TwinConfig(functions=(), endpoints=(spec, spec)).validate()
 
@@ -48,7 +48,7 @@ def test_endpoint_names_are_unique(embedding_dir: Path) -> None:
 def test_a_twin_needs_a_function_or_an_endpoint(embedding_dir: Path) -> None:
     with pytest.raises(TwinConfigError, match="at least one function or endpoint"):
         TwinConfig(functions=()).validate()
-    TwinConfig(functions=(), endpoints=(EndpointSpec(ServerlessEndpoint(), embedding_dir),)).validate()
+    TwinConfig(functions=(), endpoints=(EndpointSpec(EndpointConfig(), embedding_dir),)).validate()
     TwinConfig(functions=(FunctionSpec("f", "m.h", ROOT),)).validate()
 
 

@@ -91,3 +91,17 @@ def test_the_cache_packages_public_api_resolves() -> None:
     import functions.cache as api
 
     assert all(getattr(api, name) is not None for name in api.__all__)
+
+
+@pytest.mark.parametrize("package", ["functions.inference", "functions.metrics", "warmers", "layers"])
+def test_each_packages_public_api_resolves_without_loading_its_modules_first(package: str) -> None:
+    code = (
+        f"import importlib, sys\n"
+        f"api = importlib.import_module({package!r})\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({package + '.'!r}))\n"
+        f"assert loaded == [], loaded\n"
+        f"missing = [n for n in api.__all__ if getattr(api, n, None) is None]\n"
+        f"assert missing == [], missing\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
