@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from functions.lazy import exports
+
 if TYPE_CHECKING:
     from layers.archive import unzipped_bytes
     from layers.build import Built, SlimmingFailed, build_default
@@ -67,17 +69,4 @@ __all__ = [
     "write_manifest",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # Not a public name: AttributeError, which is also how `from layers import paths` falls back to
-    # importing the submodule.
-    if name not in _API:
-        raise AttributeError(f"module 'layers' has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _API[name]
-    return getattr(importlib.import_module(module), attribute)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__ = exports(__name__, _API)

@@ -15,8 +15,9 @@ reads its settings from the environment, as its init does:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from functions.lazy import exports
 
 if TYPE_CHECKING:
     from warmers.controller import decide
@@ -42,10 +43,4 @@ __all__ = [
     "parse_policies",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    try:
-        module, attribute = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(import_module(module), attribute)
+__getattr__ = exports(__name__, _EXPORTS)

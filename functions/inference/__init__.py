@@ -15,8 +15,9 @@ cold path, where the handler imports exactly the modules it needs.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from functions.lazy import exports
 
 _EXPORTS = {
     "Runtime": ("functions.inference.runtime", "Runtime"),
@@ -52,10 +53,4 @@ if TYPE_CHECKING:
     from functions.inference.runtime import Runtime, open_task
     from functions.inference.settings import Settings
 
-
-def __getattr__(name: str) -> Any:
-    try:
-        module, attribute = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(import_module(module), attribute)
+__getattr__ = exports(__name__, _EXPORTS)

@@ -11,8 +11,9 @@ carries only emf.py of this package, and importing it must not import the rest (
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from functions.lazy import exports
 
 if TYPE_CHECKING:
     from functions.metrics.coldstart import START_KINDS, Start, StartTracker
@@ -20,21 +21,16 @@ if TYPE_CHECKING:
     from functions.metrics.telemetry import Telemetry
 
 _HOMES = {
-    "START_KINDS": "coldstart",
-    "Start": "coldstart",
-    "StartTracker": "coldstart",
-    "COUNT": "emf",
-    "MILLISECONDS": "emf",
-    "EmfWriter": "emf",
-    "emit": "emf",
-    "Telemetry": "telemetry",
+    "START_KINDS": ("functions.metrics.coldstart", "START_KINDS"),
+    "Start": ("functions.metrics.coldstart", "Start"),
+    "StartTracker": ("functions.metrics.coldstart", "StartTracker"),
+    "COUNT": ("functions.metrics.emf", "COUNT"),
+    "MILLISECONDS": ("functions.metrics.emf", "MILLISECONDS"),
+    "EmfWriter": ("functions.metrics.emf", "EmfWriter"),
+    "emit": ("functions.metrics.emf", "emit"),
+    "Telemetry": ("functions.metrics.telemetry", "Telemetry"),
 }
 
 __all__ = ["COUNT", "MILLISECONDS", "START_KINDS", "EmfWriter", "Start", "StartTracker", "Telemetry", "emit"]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{home}"), name)
+__getattr__ = exports(__name__, _HOMES)

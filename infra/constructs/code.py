@@ -16,13 +16,14 @@ from layers import function_code
 _NOISE = ("**/__pycache__", "**/*.pyc", "**/.DS_Store")
 
 # The warmer's and controller's code: warmers/ without the simulator, and of functions/ only the shared
-# error, env parser and EMF writer, which need nothing but the standard library (the warmer runs
+# error, env parser, lazy exports and EMF writer, which need nothing but the standard library (the warmer runs
 # without layers: no numpy, msgspec or onnxruntime).
 WARMERS_PACKAGES = (
     "warmers",
     "functions/__init__.py",
     "functions/errors.py",
     "functions/envvars.py",
+    "functions/lazy.py",
     "functions/metrics/__init__.py",
     "functions/metrics/emf.py",
 )

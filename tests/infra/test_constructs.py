@@ -639,11 +639,13 @@ def _staged_code(stack: Any, template: Any, handler: str) -> Path:
     return Path(stack.node.root.outdir) / f"asset.{asset_hash}"
 
 
-# Of functions/, the warmer and controller carry only these: the shared error, env parser and EMF writer.
+# Of functions/, the warmer and controller carry only these: the shared error, env parser, lazy
+# exports (warmers/__init__.py uses them) and EMF writer.
 WARMERS_FUNCTIONS = [
     "functions/__init__.py",
     "functions/envvars.py",
     "functions/errors.py",
+    "functions/lazy.py",
     "functions/metrics/__init__.py",
     "functions/metrics/emf.py",
 ]

@@ -91,7 +91,7 @@ def test_importing_the_emf_writer_imports_only_the_standard_library() -> None:
 
     probe = "import sys, functions.metrics.emf; print(sorted(m for m in sys.modules if m.startswith(('msgspec', 'functions'))))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['functions', 'functions.metrics', 'functions.metrics.emf']"
+    assert out.strip() == "['functions', 'functions.lazy', 'functions.metrics', 'functions.metrics.emf']"
 
 
 def test_the_invocation_record_has_powertools_logger_layout(
