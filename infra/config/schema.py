@@ -17,7 +17,7 @@ Architecture = Literal["x86_64", "arm64"]
 WarmStart = Literal["provisioned", "snapstart", "none"]
 Package = Literal["zip", "image"]
 UrlAuth = Literal["AWS_IAM", "NONE"]
-Target = Literal["aws", "moto"]
+DeployTarget = Literal["aws", "moto"]  # where the stack is deployed: AWS, or moto for the smoke test
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class PreheatConfig:
     namespace: str = "Preheat"
     # "moto": the same stacks without what moto's CloudFormation cannot create (Docker image assets,
     # the alias, the Function URL, Application Auto Scaling, SnapStart): for the local deploy smoke test.
-    target: Target = "aws"
+    target: DeployTarget = "aws"
     account: str | None = None
     region: str | None = None
     # The model served: a directory under models_dir, as `preheat build [--model SPEC] --name NAME` writes it.
