@@ -7,7 +7,7 @@ requests right after a deploy would run the model once per request instead of on
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -46,10 +46,6 @@ class Flights(Generic[T]):
         if flight is not None:
             flight.value = value
             flight.done.set()
-
-    def abandon(self, keys: Iterable[bytes]) -> None:
-        for key in keys:
-            self.resolve(key, None)
 
     def __len__(self) -> int:
         return len(self._inflight)
