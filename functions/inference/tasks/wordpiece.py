@@ -179,7 +179,10 @@ class WordPiece:
         self._fallback_factory = fallback  # the library, configured alike: loaded on first need
         self._fallback: TokenIds | None = None
         self._pair = compiled.pair
-        self._max_tokens = max_tokens
+        self._pair_budget: int | None = None  # tokens the two texts of a pair may keep between them
+        if compiled.pair is not None and max_tokens is not None:
+            t = compiled.pair
+            self._pair_budget = max(0, max_tokens - len(t.before) - len(t.middle) - len(t.after))
 
     @classmethod
     def load(cls, path: Path, fallback: Callable[[], TokenIds], *, max_tokens: int | None) -> WordPiece:
@@ -211,9 +214,8 @@ class WordPiece:
             a, b = self._ids(first), self._ids(second)
         except Deferred:
             return self._deferred_pair(first, second)
-        if self._max_tokens is not None:
-            specials = len(template.before) + len(template.middle) + len(template.after)
-            keep_a, keep_b = longest_first(len(a), len(b), max(0, self._max_tokens - specials))
+        if self._pair_budget is not None:
+            keep_a, keep_b = longest_first(len(a), len(b), self._pair_budget)
             del a[keep_a:], b[keep_b:]
         ids = [t for t, _ in template.before] + a + [t for t, _ in template.middle] + b + [t for t, _ in template.after]
         types = (
