@@ -85,12 +85,25 @@ def _nest(depth: int, inner: bytes = b"") -> bytes:
     return b"[" * depth + inner + b"]" * depth
 
 
+def _size_cases(route: str, max_request_bytes: int, *, lambda_path: bool) -> list[Case]:
+    """A body over preheat's own limit, and one over Lambda's 6 MB: the first refused by the app with
+    its reason; the second by the twin's Function URL itself, as Lambda does (platform 413), or by
+    uvicorn's app by its own limit; both before reading the body."""
+    too_big = max_request_bytes + 1024
+    huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
+    return [
+        Case(f"body over PREHEAT_MAX_REQUEST_BYTES ({too_big} B)", "POST", route,
+             b'{"input": "' + b"a" * (too_big - 40) + b'", "model": "x"}', code="payload_too_large", status=(413,)),
+        Case("body over Lambda's 6 MB", "POST", route, b'{"input": "' + b"a" * (LAMBDA_LIMIT + 65536) + b'"}',
+             allowed=huge_allowed, status=(413,), early=True),
+    ]
+
+
 def embedding_cases(anchors: Anchors, max_request_bytes: int, *, lambda_path: bool) -> list[Case]:
     m = anchors.model
     model = json.dumps(m).encode()
     embed = "/v1/embeddings"
     infer = f"/v2/models/{m}/infer"
-    too_big = max_request_bytes + 1024
     # Over Lambda's 6 MB: the twin's Function URL refuses it itself, as Lambda does (platform 413);
     # uvicorn's app refuses it by its own limit. Both before reading the body.
     huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
@@ -142,10 +155,7 @@ def embedding_cases(anchors: Anchors, max_request_bytes: int, *, lambda_path: bo
         Case("percent-encoded invalid UTF-8 in the path", "GET", "/v2/models/%ff%fe", status=(404,)),
         Case("wrong method", "DELETE", embed, status=(405,)),
         Case("unknown route", "GET", "/admin", status=(404,)),
-        Case(f"body over PREHEAT_MAX_REQUEST_BYTES ({too_big} B)", "POST", embed,
-             b'{"input": "' + b"a" * (too_big - 40) + b'", "model": "x"}', code="payload_too_large", status=(413,)),
-        Case("body over Lambda's 6 MB", "POST", embed, b'{"input": "' + b"a" * (LAMBDA_LIMIT + 65536) + b'"}',
-             allowed=huge_allowed, status=(413,), early=True),
+        *_size_cases(embed, max_request_bytes, lambda_path=lambda_path),
         Case("Content-Length that claims 1 GB", "POST", embed, b'{"input": "hi"}', content_length=1 << 30,
              allowed=huge_allowed, status=(413,)),
     ]
@@ -160,8 +170,6 @@ def classification_cases(anchors: Anchors, max_request_bytes: int, *, route: str
     decoder's, the limits' and the pair shapes' refusals, each a 4xx with its reason."""
     m = anchors.model
     model = json.dumps(m).encode()
-    too_big = max_request_bytes + 1024
-    huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
     text_field = b'"query"' if route == RERANK else b'"input"'
 
     def with_text(literal: bytes) -> bytes:  # a raw JSON string literal as the text (bytes json.dumps won't write)
@@ -201,10 +209,7 @@ def classification_cases(anchors: Anchors, max_request_bytes: int, *, route: str
         Case("10^5 inputs", "POST", route, many, code="too_many_inputs", status=(400,)),
         Case("unknown model", "POST", route, body(model="nope"), status=(404,)),
         Case("wrong method", "DELETE", route, status=(405,)),
-        Case(f"body over PREHEAT_MAX_REQUEST_BYTES ({too_big} B)", "POST", route,
-             b'{"input": "' + b"a" * (too_big - 40) + b'", "model": "x"}', code="payload_too_large", status=(413,)),
-        Case("body over Lambda's 6 MB", "POST", route, b'{"input": "' + b"a" * (LAMBDA_LIMIT + 65536) + b'"}',
-             allowed=huge_allowed, status=(413,), early=True),
+        *_size_cases(route, max_request_bytes, lambda_path=lambda_path),
         *shapes,
     ]
 
