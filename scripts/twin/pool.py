@@ -135,7 +135,7 @@ class Function:
                     self.logs.platform(instance, f"INIT_REPORT Init Duration: {(time.perf_counter() - arrived) * 1000:.2f} ms\t"
                                                  f"Phase: init\tStatus: error\tError Type: {exc.error_type}")
                     record = Record(**base, outcome="init_error", cold=True, instance_id=instance.id,  # type: ignore[arg-type]
-                                    instance_kind=ON_DEMAND, error_type=exc.error_type,
+                                    instance_kind=ON_DEMAND, error_type=exc.error_type, error_message=exc.message,
                                     total_ms=(time.perf_counter() - arrived) * 1000)
                     self.records.add(record)
                     self._report(qualifier, version, error=True, concurrency=self.executions)
@@ -175,6 +175,7 @@ class Function:
         self.logs.platform(instance, f"START RequestId: {request_id} Version: {instance.version}")
         function_error: str | None = None
         error_type: str | None = None
+        error_message: str | None = None
         try:
             outcome = await instance.invoke(invocation, timeout)
             body = outcome.body
@@ -186,7 +187,7 @@ class Function:
             body = exc.payload
             duration_ms = (time.perf_counter() - (invocation.delivered or arrived)) * 1000
             status = "timeout" if exc.error_type == "Sandbox.Timedout" else "crash"
-            function_error, error_type = "Unhandled", exc.error_type
+            function_error, error_type, error_message = "Unhandled", exc.error_type, exc.message
             self.logs.platform(instance, f"{time.strftime('%Y-%m-%dT%H:%M:%S')}Z {request_id} {exc.message}")
         memory = instance.max_memory_mb()
         # Since August 2025 Lambda bills the INIT phase of on-demand instances too.
@@ -205,6 +206,7 @@ class Function:
             **base, outcome=status, cold=init_ms is not None, instance_id=instance.id,
             instance_kind=instance.init_type, init_ms=init_ms, duration_ms=round(duration_ms, 3), billed_ms=billed,
             max_memory_mb=memory, total_ms=round((time.perf_counter() - arrived) * 1000, 3), error_type=error_type,
+            error_message=error_message,
         )
         self.records.add(record)
         self._report(qualifier, instance.version, error=function_error is not None, duration_ms=duration_ms,

@@ -28,6 +28,7 @@ class Record:
     max_memory_mb: int | None = None
     total_ms: float | None = None  # inside the twin, from arrival to answer
     error_type: str | None = None
+    error_message: str | None = None  # what the platform logged for a crash, timeout or failed INIT
 
 
 class Records:

@@ -72,6 +72,21 @@ def test_an_idle_provisioned_worker_is_taken_first_then_the_most_recent() -> Non
     assert provisioned.state is State.BUSY
 
 
+def test_a_worker_whose_process_died_while_idle_gets_no_request() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        dead, live = FakeWorker(False, last_used=2.0), FakeWorker(False, last_used=1.0)
+        dead.exited = True  # the more recent one: it would be taken first
+        h.pool.add(dead)
+        h.pool.add(live)
+        assert [h.pool.take_idle(), h.pool.take_idle()] == [live, None]
+        assert h.pool.reap(keep_alive_s=600) == 0  # dropped, not counted as reaped
+        assert h.pool.workers == [live] and dead.stopped == [False]
+        await h.settle()
+
+    asyncio.run(scenario())
+
+
 def test_reconciling_twice_before_the_provisionings_run_starts_each_worker_once() -> None:
     async def scenario() -> None:
         h = Harness()
