@@ -85,12 +85,18 @@ def _nest(depth: int, inner: bytes = b"") -> bytes:
     return b"[" * depth + inner + b"]" * depth
 
 
+def _huge_allowed(lambda_path: bool) -> frozenset[str]:
+    """Who may refuse a body over Lambda's 6 MB: on the Lambda path the twin's Function URL itself, as
+    Lambda does (platform 413), or the app; under uvicorn the app, by its own limit."""
+    return frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
+
+
 def _size_cases(route: str, max_request_bytes: int, *, lambda_path: bool) -> list[Case]:
     """A body over preheat's own limit, and one over Lambda's 6 MB: the first refused by the app with
     its reason; the second by the twin's Function URL itself, as Lambda does (platform 413), or by
     uvicorn's app by its own limit; both before reading the body."""
     too_big = max_request_bytes + 1024
-    huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
+    huge_allowed = _huge_allowed(lambda_path)
     return [
         Case(f"body over PREHEAT_MAX_REQUEST_BYTES ({too_big} B)", "POST", route,
              b'{"input": "' + b"a" * (too_big - 40) + b'", "model": "x"}', code="payload_too_large", status=(413,)),
@@ -104,9 +110,7 @@ def embedding_cases(anchors: Anchors, max_request_bytes: int, *, lambda_path: bo
     model = json.dumps(m).encode()
     embed = "/v1/embeddings"
     infer = f"/v2/models/{m}/infer"
-    # Over Lambda's 6 MB: the twin's Function URL refuses it itself, as Lambda does (platform 413);
-    # uvicorn's app refuses it by its own limit. Both before reading the body.
-    huge_allowed = frozenset({replies.PLATFORM, replies.REJECTED}) if lambda_path else frozenset({replies.REJECTED})
+    huge_allowed = _huge_allowed(lambda_path)
     many = json.dumps({"input": ["hello world"] * 100_000, "model": m}).encode()
     many_oip = json.dumps(
         {"inputs": [{"name": anchors.inputs[0], "shape": [100_000], "datatype": "BYTES", "data": ["hi"] * 100_000}]}

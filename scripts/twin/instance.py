@@ -155,7 +155,9 @@ class Instance(WorkerProcess):
 
     @property
     def alive(self) -> bool:
-        return self.state is not State.DEAD
+        """Not ended, and its process still running (one that died while idle is noticed here, before
+        the next reap; SageMaker containers answer the same way)."""
+        return self.state is not State.DEAD and not self._exited.done()
 
     async def start(self, init_timeout_s: float) -> float:
         """Spawn and wait for INIT to finish; returns INIT in ms. Raises FunctionError if it fails."""

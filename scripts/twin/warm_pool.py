@@ -69,11 +69,8 @@ class WarmPool(Generic[W]):
         return worker
 
     def take_idle(self) -> W | None:
-        """An idle worker, marked busy: provisioned first, then the most recently used. One whose
-        process died while idle is never handed a request (the next reap drops it), as Lambda and
-        SageMaker route only to live environments."""
-        idle = [w for w in self.workers
-                if w.state is State.IDLE and w.alive and not w.retiring and not w.process_exited]
+        """An idle, live worker, marked busy: provisioned first, then the most recently used."""
+        idle = [w for w in self.workers if w.state is State.IDLE and w.alive and not w.retiring]
         if not idle:
             return None
         worker = max(idle, key=lambda w: (w.provisioned, w.last_used))

@@ -26,8 +26,8 @@ class FakeWorker:
         return self._provisioned
 
     @property
-    def alive(self) -> bool:
-        return self.state is not State.DEAD
+    def alive(self) -> bool:  # as the real workers: ended, or its process gone, is not alive
+        return self.state is not State.DEAD and not self.exited
 
     @property
     def process_exited(self) -> bool:
